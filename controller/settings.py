@@ -1,0 +1,175 @@
+"""The one settings object, built once in ``main()`` and passed down.
+
+Sources, highest priority first: explicit arguments, environment variables
+(prefix ``STREETLIGHT_``, nested with ``__``, e.g. ``STREETLIGHT_DATABASE__URL``),
+then an optional TOML file (``--config``). Unknown keys in the file are refused,
+so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from controller.errors import ConfigError
+
+_CONFIG_FILE: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
+    "streetlight_config_file", default=None
+)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SiteSettings(_Section):
+    """Where the lights are: drives sun events and local time at the edges."""
+
+    name: str = "Đông Hà"
+    latitude: float = Field(16.8163, ge=-90, le=90)
+    longitude: float = Field(107.1003, ge=-180, le=180)
+    elevation_m: float = Field(10.0, ge=-500, le=9000)
+    timezone: str = "Asia/Ho_Chi_Minh"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown IANA time zone {value!r}") from exc
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+class DatabaseSettings(_Section):
+    """``url`` empty means a SQLite file ``streetlight.db`` under the data directory."""
+
+    url: str = ""
+    echo: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _async_driver(cls, value: str) -> str:
+        if value and not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError(
+                "must start with sqlite+aiosqlite:// or postgresql+asyncpg:// (async drivers only)"
+            )
+        return value
+
+
+class MqttSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(1883, ge=1, le=65535)
+    username: str | None = None
+    password: SecretStr | None = None
+    tls: bool = False
+    ca_file: Path | None = None
+    prefix: str = Field("streetlight", min_length=1)
+    client_id: str = Field("streetlight-controller", min_length=1)
+    protocol: Literal["3.1.1", "5"] = "5"
+    keepalive_s: int = Field(30, ge=5, le=3600)
+
+    @field_validator("prefix")
+    @classmethod
+    def _topic_safe(cls, value: str) -> str:
+        if any(ch in value for ch in "+#") or value.startswith("/") or value.endswith("/"):
+            raise ValueError("must not contain + or # nor start or end with /")
+        return value
+
+
+class ModbusSettings(_Section):
+    timeout_s: float = Field(1.0, gt=0, le=30)
+    retries: int = Field(1, ge=0, le=5)
+    poll_interval_s: float = Field(10.0, gt=0, le=3600)
+    reconnect_max_s: float = Field(30.0, gt=0, le=600)
+
+
+class ApiSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    cors_origins: list[str] = Field(default_factory=list)
+    page_size_max: int = Field(1000, ge=10, le=100_000)
+
+
+class Settings(BaseSettings):
+    """Everything configurable, validated at start-up."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="STREETLIGHT_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    data_dir: Path = Path("data")
+    admin_key: SecretStr | None = None
+    site: SiteSettings = SiteSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    mqtt: MqttSettings = MqttSettings()
+    modbus: ModbusSettings = ModbusSettings()
+    api: ApiSettings = ApiSettings()
+
+    @property
+    def database_url(self) -> str:
+        """The effective database URL (a SQLite file under ``data_dir`` by default)."""
+        if self.database.url:
+            return self.database.url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'streetlight.db').as_posix()}"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = _CONFIG_FILE.get()
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if toml_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        return tuple(sources)
+
+
+def _describe(error: Any) -> str:
+    loc = ".".join(str(part) for part in error.get("loc", ())) or "(settings)"
+    msg = str(error.get("msg", "invalid"))
+    if error.get("type") == "extra_forbidden":
+        msg = "unknown setting"
+    value = error.get("input")
+    shown = "" if isinstance(value, dict) or value is None else f" (got {value!r})"
+    return f"{loc}: {msg}{shown}"
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build the settings from arguments, environment and an optional TOML file.
+
+    Raises :class:`ConfigError` with one line per invalid field, naming it.
+    """
+    if config_file is not None and not config_file.is_file():
+        raise ConfigError(f"config file {config_file} does not exist")
+    token = _CONFIG_FILE.set(config_file)
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = "; ".join(_describe(err) for err in exc.errors())
+        raise ConfigError(f"invalid settings: {lines}") from exc
+    except ValueError as exc:  # e.g. a TOML syntax error
+        raise ConfigError(f"invalid settings file {config_file}: {exc}") from exc
+    finally:
+        _CONFIG_FILE.reset(token)
