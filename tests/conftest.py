@@ -8,11 +8,21 @@ visible reason or fall back as documented next to the fixture.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
-from collections.abc import AsyncIterator
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
+if TYPE_CHECKING:
+    from controller.db import Database
+    from controller.settings import Settings
+
+T = TypeVar("T")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
@@ -42,3 +52,111 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.get_closest_marker("asyncio") is not None and isinstance(item, pytest.Function):
             item.fixturenames.insert(0, "_no_leaked_tasks")
+
+
+# --- databases ------------------------------------------------------------------------------
+# Store and API tests run on SQLite and on PostgreSQL. PostgreSQL gets a fresh database per
+# test run (created here, dropped at the end); each test starts from empty tables.
+
+PG_ADMIN_DSN = os.environ.get(
+    "STREETLIGHT_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test"
+)
+
+
+def _pg_dsn(database: str) -> str:
+    base, _, _ = PG_ADMIN_DSN.rpartition("/")
+    return f"{base}/{database}"
+
+
+def run_blocking(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a coroutine to completion on a fresh loop in a worker thread.
+
+    Session fixtures may be first requested from inside a test's running loop,
+    where ``asyncio.run`` is not allowed.
+    """
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: asyncio.run(make())).result()
+
+
+async def _migrated(url: str) -> None:
+    from controller import migrate
+    from controller.db import connect
+
+    async with connect(url) as db:
+        await migrate.upgrade(db)
+
+
+@pytest.fixture(scope="session")
+def pg_database_url() -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database for this run (asyncpg URL)."""
+    import asyncpg
+
+    name = f"streetlight_test_{uuid.uuid4().hex[:12]}"
+
+    async def create() -> None:
+        conn = await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+
+    try:
+        run_blocking(create)
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        require_service("PostgreSQL", f"{PG_ADMIN_DSN}: {exc}")
+    url = _pg_dsn(name).replace("postgresql://", "postgresql+asyncpg://", 1)
+    run_blocking(lambda: _migrated(url))
+    yield url
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+    run_blocking(drop)
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file, copied for each test (migrating once is faster)."""
+    path = tmp_path_factory.mktemp("sqlite-template") / "template.db"
+    run_blocking(lambda: _migrated(f"sqlite+aiosqlite:///{path}"))
+    return path
+
+
+async def _truncate_all(db: Database) -> None:
+    from sqlalchemy import text
+    from sqlmodel import SQLModel
+
+    names = ", ".join(f'"{t.name}"' for t in SQLModel.metadata.sorted_tables)
+    async with db.engine.begin() as conn:
+        await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    """An empty, migrated database: once on SQLite, once on PostgreSQL."""
+    from controller.db import open_database
+
+    if request.param == "sqlite":
+        template: Path = request.getfixturevalue("sqlite_template")
+        path = tmp_path / "streetlight.db"
+        shutil.copyfile(template, path)
+        database = open_database(f"sqlite+aiosqlite:///{path}")
+    else:
+        url: str = request.getfixturevalue("pg_database_url")
+        database = open_database(url)
+        await _truncate_all(database)
+    try:
+        yield database
+    finally:
+        await database.dispose()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    from controller.settings import load_settings
+
+    return load_settings(data_dir=tmp_path / "data")

@@ -1,0 +1,84 @@
+"""FastAPI dependencies, as ``Annotated`` aliases."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from controller.auth import Principal, authenticate, check_role
+from controller.db import Database
+from controller.errors import FieldProblem, InvalidInput
+from controller.schemas import Role
+from controller.settings import Settings
+
+_bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer <key>`")
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_database(request: Request) -> Database:
+    db: Database = request.app.state.db
+    return db
+
+
+async def get_session(
+    db: Annotated[Database, Depends(get_database)],
+) -> AsyncIterator[AsyncSession]:
+    async with db.sessions() as session:
+        yield session
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+DatabaseDep = Annotated[Database, Depends(get_database)]
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+async def get_principal(
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    key = credentials.credentials if credentials is not None else None
+    return await authenticate(session=session, key=key)
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def require(allowed: frozenset[Role], action: str) -> Callable[..., Awaitable[Principal]]:
+    """A dependency that authenticates and then checks the role."""
+
+    async def dependency(principal: PrincipalDep) -> Principal:
+        check_role(principal, allowed, action)
+        return principal
+
+    return dependency
+
+
+@dataclass(frozen=True, slots=True)
+class Pagination:
+    limit: int
+    offset: int
+
+
+def get_pagination(
+    settings: SettingsDep,
+    limit: Annotated[int, Query(ge=1, description="Page size")] = 100,
+    offset: Annotated[int, Query(ge=0, description="Items to skip")] = 0,
+) -> Pagination:
+    if limit > settings.api.page_size_max:
+        raise InvalidInput(
+            "page too large",
+            [FieldProblem("limit (query)", f"must be at most {settings.api.page_size_max}")],
+        )
+    return Pagination(limit=limit, offset=offset)
+
+
+PageDep = Annotated[Pagination, Depends(get_pagination)]

@@ -1,0 +1,134 @@
+"""SQLModel table models: storage only.
+
+Table models do not validate on ``__init__`` (SQLModel), so every write goes
+through the data models in :mod:`controller.schemas` first. All datetimes are
+timezone-aware UTC (SQLModel maps ``datetime`` to a tz-aware column).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Gateway(SQLModel, table=True):
+    """A device the controller talks to; it fronts many luminaires."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=100, unique=True, index=True)
+    protocol: str = Field(max_length=10)
+    host: str | None = Field(default=None, max_length=255)
+    port: int | None = None
+    unit_ids: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    mqtt_id: str | None = Field(default=None, max_length=100, unique=True)
+    ward: str | None = Field(default=None, max_length=100, index=True)
+    latitude: float | None = None
+    longitude: float | None = None
+    enabled: bool = True
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class LampType(SQLModel, table=True):
+    """A luminaire model: what power to expect at each level."""
+
+    __tablename__ = "lamp_type"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=100, unique=True, index=True)
+    rated_power_w: float
+    power_tolerance_pct: float
+    min_dim_level_pct: int
+    nominal_voltage_v: float
+    description: str | None = Field(default=None, max_length=500)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Luminaire(SQLModel, table=True):
+    """One lantern on one pole, reachable at one address of one gateway."""
+
+    __table_args__ = (
+        UniqueConstraint("gateway_id", "address", name="uq_luminaire_gateway_address"),
+        Index("ix_luminaire_ward_street", "ward", "street"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=100, unique=True, index=True)
+    gateway_id: int = Field(foreign_key="gateway.id", index=True, ondelete="RESTRICT")
+    address: int
+    lamp_type_id: int = Field(foreign_key="lamp_type.id", index=True, ondelete="RESTRICT")
+    latitude: float
+    longitude: float
+    street: str = Field(max_length=200)
+    ward: str = Field(max_length=100)
+    installed_on: date | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class LuminaireGroup(SQLModel, table=True):
+    """A set of luminaires: explicit members, or every luminaire of a ward/street/gateway.
+
+    Rule-based groups are resolved at query time, so they stay current as the
+    inventory changes.
+    """
+
+    __tablename__ = "luminaire_group"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=100, unique=True, index=True)
+    description: str | None = Field(default=None, max_length=500)
+    kind: str = Field(max_length=20)
+    selector: str | None = Field(default=None, max_length=200)
+    priority: int = 0
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class GroupMember(SQLModel, table=True):
+    """Explicit membership of a luminaire in an ``explicit`` group."""
+
+    __tablename__ = "group_member"
+
+    group_id: int = Field(foreign_key="luminaire_group.id", primary_key=True, ondelete="CASCADE")
+    luminaire_id: int = Field(
+        foreign_key="luminaire.id", primary_key=True, index=True, ondelete="CASCADE"
+    )
+
+
+class ApiKey(SQLModel, table=True):
+    """An API key; only its SHA-256 is stored. ``prefix`` identifies it in listings."""
+
+    __tablename__ = "api_key"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=100, unique=True)
+    role: str = Field(max_length=20)
+    prefix: str = Field(max_length=16)
+    key_hash: str = Field(max_length=64, unique=True, index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    revoked_at: datetime | None = None
+
+
+class AuditEntry(SQLModel, table=True):
+    """Who changed what, when, with the entity before and after."""
+
+    __tablename__ = "audit_entry"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, index=True)
+    actor: str = Field(max_length=100)
+    role: str = Field(max_length=20)
+    action: str = Field(max_length=40)
+    entity: str = Field(max_length=40, index=True)
+    entity_id: str | None = Field(default=None, max_length=100)
+    before: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    after: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))

@@ -1,0 +1,75 @@
+"""The command line: help, settings errors, import, keys, seeding."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from controller.cli import app
+
+COMMANDS = ("demo", "serve", "import", "seed-demo", "db", "apikey")
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("STREETLIGHT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("STREETLIGHT_DATABASE__URL", raising=False)
+    return tmp_path
+
+
+def test_help_lists_every_command_with_a_description() -> None:
+    result = CliRunner().invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in COMMANDS:
+        line = next(ln for ln in result.output.splitlines() if f" {command} " in ln)
+        assert len(line.split(command, 1)[1].strip(" │")) > 10, line
+
+
+def test_invalid_settings_refuse_to_start(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STREETLIGHT_SITE__LONGITUDE", "500")
+    result = CliRunner().invoke(app, ["db", "upgrade"])
+    assert result.exit_code == 2
+    assert "site.longitude" in result.output
+
+
+def test_upgrade_seed_keys_and_import(env: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(app, ["db", "upgrade"])
+    assert result.exit_code == 0, result.output
+    assert "database at revision" in result.output
+    result = runner.invoke(app, ["seed-demo"])
+    assert result.exit_code == 0 and "seeded 500 luminaires on 10 gateways" in result.output
+    result = runner.invoke(app, ["seed-demo"])
+    assert "nothing seeded" in result.output
+    result = runner.invoke(app, ["apikey", "create", "--role", "viewer", "--name", "ioc"])
+    assert result.exit_code == 0
+    key = result.stdout.strip().splitlines()[0]
+    assert key.startswith("sl_")
+    listing = runner.invoke(app, ["apikey", "list"])
+    assert "ioc" in listing.output and "viewer" in listing.output and key[:10] in listing.output
+    assert key not in listing.output
+    assert runner.invoke(app, ["apikey", "revoke", "ioc"]).exit_code == 0
+    assert "revoked" in runner.invoke(app, ["apikey", "list"]).output
+    result = runner.invoke(app, ["apikey", "create", "--role", "boss", "--name", "x"])
+    assert result.exit_code == 2
+
+    bad = env / "bad.csv"
+    bad.write_text(
+        "name,gateway,address,lamp_type,latitude,longitude,street,ward\n"
+        "N-1,gw-p1-le-duan,60,LED 100 W,16.8,107.1,Lê Duẩn,Phường 1\n"
+        "N-2,gw-p1-le-duan,61,LED 100 W,x,107.1,Lê Duẩn,Phường 1\n",
+        encoding="utf-8",
+    )
+    result = runner.invoke(app, ["import", str(bad)])
+    assert result.exit_code == 1
+    assert "row 3: latitude" in result.output
+    good = env / "good.csv"
+    good.write_text(
+        "name,gateway,address,lamp_type,latitude,longitude,street,ward\n"
+        "N-1,gw-p1-le-duan,60,LED 100 W,16.8,107.1,Lê Duẩn,Phường 1\n",
+        encoding="utf-8",
+    )
+    result = runner.invoke(app, ["import", str(good)])
+    assert result.exit_code == 0 and "imported 1 luminaire" in result.output
