@@ -6,7 +6,16 @@ from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from api.errors import install_error_handlers
-from api.routers import audit, gateways, groups, health, lamp_types, luminaires
+from api.routers import (
+    audit,
+    gateways,
+    groups,
+    health,
+    lamp_types,
+    luminaires,
+    overrides,
+    schedules,
+)
 from controller.db import Database
 from controller.settings import Settings
 from controller.version import VERSION
@@ -40,7 +49,9 @@ def create_app(settings: Settings, db: Database) -> FastAPI:
             allow_headers=["Authorization", "Content-Type"],
         )
     v1 = APIRouter(prefix="/api/v1")
-    for module in (health, gateways, lamp_types, luminaires, groups, audit):
+    for module in (
+        health, gateways, lamp_types, luminaires, groups, schedules, overrides, audit,
+    ):  # fmt: skip
         v1.include_router(module.router)
     app.include_router(v1)
     return app

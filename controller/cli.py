@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
+from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from pydantic import ValidationError
 
-from controller.errors import ConfigError, LightingError
+from controller.errors import ConfigError, LightingError, NotFound
 from controller.schemas import Role
-from controller.settings import Settings, load_settings
+from controller.settings import Settings, SiteSettings, load_settings
 
 T = TypeVar("T")
 
@@ -65,7 +68,7 @@ async def _with_db(settings: Settings, work: Callable[..., Awaitable[T]]) -> T:
     from controller.db import connect
 
     async with connect(settings.database_url, echo=settings.database.echo) as db:
-        await migrate.upgrade(db)
+        await migrate.prepare(db)
         return await work(db)
 
 
@@ -83,6 +86,8 @@ def db_upgrade(ctx: typer.Context, revision: Annotated[str, typer.Argument()] = 
     async def work() -> str | None:
         async with connect(settings.database_url) as db:
             await migrate.upgrade(db, revision)
+            if revision == "head":
+                await migrate.prepare(db)
             return await migrate.current_revision(db)
 
     current = _run(work)
@@ -175,6 +180,137 @@ def seed_demo_cmd(
         typer.echo("inventory already present; nothing seeded (use --force to add anyway)")
     else:
         typer.echo(f"seeded {result.luminaires} luminaires on {result.gateways_created} gateways")
+
+
+# --- schedules -----------------------------------------------------------------------------
+
+
+class SunFormat(StrEnum):
+    CSV = "csv"
+    JSON = "json"
+    TABLE = "table"
+
+
+@app.command("sun")
+def sun_cmd(
+    ctx: typer.Context,
+    start: Annotated[
+        datetime | None,
+        typer.Option("--from", formats=["%Y-%m-%d"], help="First date (default today, local)"),
+    ] = None,
+    days: Annotated[int, typer.Option(min=1, max=3660, help="How many days")] = 1,
+    lat: Annotated[float | None, typer.Option(help="Latitude (default from settings)")] = None,
+    lon: Annotated[float | None, typer.Option(help="Longitude (default from settings)")] = None,
+    tz: Annotated[str | None, typer.Option(help="IANA time zone (default from settings)")] = None,
+    elevation: Annotated[float | None, typer.Option(help="Observer height, m")] = None,
+    fmt: Annotated[
+        SunFormat, typer.Option("--format", help="csv, json or table")
+    ] = SunFormat.TABLE,
+) -> None:
+    """Sunrise, sunset, civil and nautical twilight for the site (local time)."""
+    from schedules.almanac import format_csv, format_json, format_text, tabulate_sun_events
+
+    settings = _settings(ctx)
+    overrides = {
+        k: v
+        for k, v in {
+            "latitude": lat,
+            "longitude": lon,
+            "timezone": tz,
+            "elevation_m": elevation,
+        }.items()
+        if v is not None
+    }
+    try:
+        site_settings = SiteSettings.model_validate(settings.site.model_dump() | overrides)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise fail(f"--{err['loc'][0]}: {err['msg']}") from exc
+    site = site_settings.to_site()
+    first = start.date() if start is not None else datetime.now(site_settings.tz).date()
+    rows = tabulate_sun_events(site, first, days)
+    formatter = {
+        SunFormat.CSV: format_csv,
+        SunFormat.JSON: format_json,
+        SunFormat.TABLE: format_text,
+    }
+    typer.echo(formatter[fmt](rows), nl=False)
+
+
+@app.command("timeline")
+def timeline_cmd(
+    ctx: typer.Context,
+    group: Annotated[str | None, typer.Option(help="Group name or id")] = None,
+    luminaire: Annotated[str | None, typer.Option(help="Luminaire (pole) name or id")] = None,
+    night: Annotated[
+        datetime | None,
+        typer.Option("--date", formats=["%Y-%m-%d"], help="The night's date (default tonight)"),
+    ] = None,
+) -> None:
+    """The night's level changes for a group or luminaire: local time, level, source."""
+    from sqlalchemy import ColumnElement
+    from sqlmodel import col, or_, select
+
+    from controller import scheduling
+    from controller.overrides import overrides_for_group, overrides_for_luminaire
+    from controller.tables import Luminaire, LuminaireGroup
+    from schedules.program import night_of
+
+    if (group is None) == (luminaire is None):
+        raise fail("give exactly one of --group or --luminaire")
+    settings = _settings(ctx)
+    site = settings.site.to_site()
+    the_night = night.date() if night is not None else night_of(site, datetime.now(site.tzinfo))
+
+    async def work(db: Any) -> tuple[str, Any]:
+        async with db.sessions() as session:
+            book = await scheduling.load_book(session=session, settings=settings)
+            if group is not None:
+                cond: ColumnElement[bool] = col(LuminaireGroup.name) == group
+                if group.isdigit():
+                    cond = or_(cond, LuminaireGroup.id == int(group))
+                row = (await session.exec(select(LuminaireGroup).where(cond))).first()
+                if row is None or row.id is None:
+                    raise NotFound("group", group)
+                cal = await scheduling.group_calendar_id(
+                    session=session, group_id=row.id, book=book
+                )
+                ovr = await overrides_for_group(
+                    session=session, group_id=row.id, night=the_night, site=site
+                )
+                label = f"group {row.name}"
+            else:
+                assert luminaire is not None
+                cond = col(Luminaire.name) == luminaire
+                if luminaire.isdigit():
+                    cond = or_(cond, Luminaire.id == int(luminaire))
+                lum = (await session.exec(select(Luminaire).where(cond))).first()
+                if lum is None or lum.id is None:
+                    raise NotFound("luminaire", luminaire)
+                cal = await scheduling.luminaire_calendar_id(
+                    session=session, luminaire_id=lum.id, book=book
+                )
+                ovr = await overrides_for_luminaire(
+                    session=session, luminaire_id=lum.id, night=the_night, site=site
+                )
+                label = f"luminaire {lum.name}"
+            names = await scheduling.calendar_names(session=session)
+            changes = scheduling.night_timeline(
+                book, cal, the_night, site, ovr, settings.schedule.default_level
+            )
+            cal_name = names.get(cal, "none") if cal is not None else "none"
+            return f"{label}, night of {the_night}, calendar {cal_name}", changes
+
+    title, changes = _run(lambda: _with_db(settings, work))
+    typer.echo(title)
+    for change in changes:
+        d = change.decision
+        why = d.source.value
+        if d.program is not None:
+            why += f" {d.program}" + (f" step {d.step_index}" if d.step_index is not None else "")
+        if d.override_id is not None:
+            why += f" #{d.override_id}"
+        typer.echo(f"  {change.at.strftime('%Y-%m-%d %H:%M:%S%z')}  {change.level:>3} %  {why}")
 
 
 # --- api keys ------------------------------------------------------------------------------

@@ -39,7 +39,14 @@ from controller.schemas import (
     Page,
     gateway_capacity,
 )
-from controller.tables import Gateway, GroupMember, LampType, Luminaire, LuminaireGroup
+from controller.tables import (
+    CalendarRow,
+    Gateway,
+    GroupMember,
+    LampType,
+    Luminaire,
+    LuminaireGroup,
+)
 from controller.values import Protocol
 
 T = TypeVar("T", bound=SQLModel)
@@ -536,6 +543,11 @@ async def _check_group(
         raise InvalidInput(
             "unknown gateway",
             [FieldProblem("selector", f"gateway {data.selector} does not exist")],
+        )
+    if data.calendar_id is not None and await session.get(CalendarRow, data.calendar_id) is None:
+        raise InvalidInput(
+            "unknown calendar",
+            [FieldProblem("calendar_id", f"calendar {data.calendar_id} does not exist")],
         )
     if data.members:
         wanted = set(data.members)

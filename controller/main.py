@@ -26,7 +26,7 @@ async def _serve_api(settings: Settings, db: Database, host: str, port: int) -> 
 async def run_service(settings: Settings, *, host: str | None, port: int | None) -> None:
     """Production: migrate, then serve the API on the configured database."""
     async with connect(settings.database_url, echo=settings.database.echo) as db:
-        await migrate.upgrade(db)
+        await migrate.prepare(db)
         await _serve_api(settings, db, host or settings.api.host, port or settings.api.port)
 
 
@@ -34,7 +34,7 @@ async def run_demo(settings: Settings, *, host: str, port: int, admin_key: str |
     """The demo: SQLite under the data directory, seeded inventory, an admin key, the API."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     async with connect(settings.database_url) as db:
-        await migrate.upgrade(db)
+        await migrate.prepare(db)
         async with db.sessions() as session:
             seeded = await seed_demo(session=session)
             if admin_key:

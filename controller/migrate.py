@@ -53,3 +53,12 @@ async def current_revision(db: Database) -> str | None:
 
 def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+async def prepare(db: Database) -> None:
+    """Migrate to the newest schema and make sure the shipped programs exist."""
+    from controller.scheduling import ensure_builtins
+
+    await upgrade(db)
+    async with db.sessions() as session:
+        await ensure_builtins(session=session)

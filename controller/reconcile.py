@@ -121,9 +121,7 @@ def record_sent(
     return changed
 
 
-def record_readings(
-    tracked: dict[Address, Tracked], readings: Iterable[Reading]
-) -> list[Address]:
+def record_readings(tracked: dict[Address, Tracked], readings: Iterable[Reading]) -> list[Address]:
     """Update actual levels from readings; returns the addresses whose actual level changed.
 
     A reading that matches the acknowledged level clears the retry count.

@@ -228,6 +228,9 @@ class GroupCreate(_In):
     )
     members: list[int] = Field(default_factory=list, description="Luminaire ids (explicit)")
     priority: int = Field(0, ge=-1000, le=1000, description="Higher wins when groups overlap")
+    calendar_id: int | None = Field(
+        default=None, ge=1, description="The calendar this group's luminaires follow"
+    )
 
     @model_validator(mode="after")
     def _selector(self) -> Self:
@@ -256,6 +259,7 @@ class GroupUpdate(_In):
     selector: str | None = Field(default=None, max_length=200)
     members: list[int] | None = None
     priority: int | None = Field(default=None, ge=-1000, le=1000)
+    calendar_id: int | None = Field(default=None, ge=1)
 
 
 class GroupPublic(_Out):
@@ -265,6 +269,7 @@ class GroupPublic(_Out):
     kind: GroupKind
     selector: str | None
     priority: int
+    calendar_id: int | None
     member_count: int
     created_at: datetime
     updated_at: datetime

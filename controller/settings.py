@@ -22,6 +22,7 @@ from pydantic_settings import (
 )
 
 from controller.errors import ConfigError
+from schedules.sun import Site
 
 _CONFIG_FILE: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
     "streetlight_config_file", default=None
@@ -38,7 +39,9 @@ class SiteSettings(_Section):
     name: str = "Đông Hà"
     latitude: float = Field(16.8163, ge=-90, le=90)
     longitude: float = Field(107.1003, ge=-180, le=180)
-    elevation_m: float = Field(10.0, ge=-500, le=9000)
+    elevation_m: float = Field(
+        10.0, ge=0, le=9000, description="Observer height above the terrain, m"
+    )
     timezone: str = "Asia/Ho_Chi_Minh"
 
     @field_validator("timezone")
@@ -53,6 +56,20 @@ class SiteSettings(_Section):
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    def to_site(self) -> Site:
+        """The pure schedules' view of the site."""
+        return Site(self.name, self.latitude, self.longitude, self.elevation_m, self.timezone)
+
+
+class ScheduleSettings(_Section):
+    """What luminaires without a calendar of their own follow."""
+
+    default_calendar: str = Field(
+        "Đông Hà default",
+        description="Calendar (by name) for luminaires in no group with a calendar",
+    )
+    default_level: int = Field(0, ge=0, le=100, description="Level when no program applies")
 
 
 class DatabaseSettings(_Section):
@@ -121,6 +138,7 @@ class Settings(BaseSettings):
     database: DatabaseSettings = DatabaseSettings()
     mqtt: MqttSettings = MqttSettings()
     modbus: ModbusSettings = ModbusSettings()
+    schedule: ScheduleSettings = ScheduleSettings()
     api: ApiSettings = ApiSettings()
 
     @property

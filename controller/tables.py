@@ -89,6 +89,9 @@ class LuminaireGroup(SQLModel, table=True):
     kind: str = Field(max_length=20)
     selector: str | None = Field(default=None, max_length=200)
     priority: int = 0
+    calendar_id: int | None = Field(
+        default=None, foreign_key="calendar.id", index=True, ondelete="RESTRICT"
+    )
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 
@@ -132,3 +135,60 @@ class AuditEntry(SQLModel, table=True):
     entity_id: str | None = Field(default=None, max_length=100)
     before: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
     after: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+
+
+class ProgramRow(SQLModel, table=True):
+    """A night program: steps as JSON (see :class:`schedules.program.Step`)."""
+
+    __tablename__ = "program"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=100, unique=True, index=True)
+    description: str | None = Field(default=None, max_length=500)
+    steps: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    default_level: int = 0
+    builtin: bool = False
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class CalendarRow(SQLModel, table=True):
+    """Ordered rules (JSON, first match wins) and a default program."""
+
+    __tablename__ = "calendar"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=100, unique=True, index=True)
+    description: str | None = Field(default=None, max_length=500)
+    rules: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    default_program_id: int | None = Field(
+        default=None, foreign_key="program.id", ondelete="RESTRICT"
+    )
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class OverrideRow(SQLModel, table=True):
+    """A manual level for some luminaires over a time window; reverts by itself at ``ends_at``.
+
+    Ending early sets ``cancelled_at``; the effective end is the earlier of the two.
+    """
+
+    __tablename__ = "override"
+
+    id: int | None = Field(default=None, primary_key=True)
+    level: int
+    starts_at: datetime = Field(index=True)
+    ends_at: datetime = Field(index=True)
+    reason: str = Field(max_length=500)
+    all_luminaires: bool = False
+    luminaire_ids: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    group_ids: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    created_by: str = Field(max_length=100)
+    created_at: datetime = Field(default_factory=utcnow)
+    cancelled_at: datetime | None = None
+    cancelled_by: str | None = Field(default=None, max_length=100)

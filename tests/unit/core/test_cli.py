@@ -73,3 +73,43 @@ def test_upgrade_seed_keys_and_import(env: Path) -> None:
     )
     result = runner.invoke(app, ["import", str(good)])
     assert result.exit_code == 0 and "imported 1 luminaire" in result.output
+
+
+def test_sun_csv_has_the_exact_header_and_iso_times(env: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["sun", "--from", "2026-06-21", "--days", "2", "--format", "csv"]
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == "date,sunrise,sunset,civil_dawn,civil_dusk,nautical_dawn,nautical_dusk"
+    assert len(lines) == 3
+    cells = lines[1].split(",")
+    assert cells[0] == "2026-06-21"
+    assert all(
+        len(c) == len("2026-06-21T05:19:33+07:00") and c.endswith("+07:00") for c in cells[1:]
+    )
+
+
+def test_sun_for_another_place_and_polar_night(env: Path) -> None:
+    result = CliRunner().invoke(
+        app,
+        ["sun", "--from", "2026-12-21", "--lat", "69.65", "--lon", "18.96", "--tz",
+         "Europe/Oslo", "--format", "json"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert '"sunrise": null' in result.output
+    bad = CliRunner().invoke(app, ["sun", "--lat", "95"])
+    assert bad.exit_code == 2
+    assert "latitude" in bad.output
+
+
+def test_timeline_for_a_seeded_group(env: Path) -> None:
+    runner = CliRunner()
+    assert runner.invoke(app, ["seed-demo"]).exit_code == 0
+    result = runner.invoke(app, ["timeline", "--group", "Ward Phường 1", "--date", "2026-06-21"])
+    assert result.exit_code == 0, result.output
+    assert "calendar Đông Hà default" in result.output
+    assert "2026-06-21 22:00:00+0700   70 %  program Đông Hà standard step 1" in result.output
+    missing = runner.invoke(app, ["timeline", "--group", "nope"])
+    assert missing.exit_code == 1
+    assert "group 'nope' not found" in missing.output

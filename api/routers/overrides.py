@@ -1,0 +1,71 @@
+"""Manual overrides: set a level on some luminaires for a while; they revert by themselves."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, status
+
+from api.deps import PageDep, PrincipalDep, SessionDep, require
+from controller import overrides
+from controller.auth import Permission, Principal
+from controller.overrides import OverrideCreate, OverridePublic
+from controller.schemas import Page
+
+router = APIRouter(prefix="/overrides", tags=["overrides"])
+Writer = Annotated[Principal, Depends(require(Permission.OVERRIDE_WRITE, "set overrides"))]
+
+
+def _now(request: Request) -> datetime:
+    clock = getattr(request.app.state, "clock", None)
+    return clock.now() if clock is not None else datetime.now(UTC)
+
+
+async def _changed(request: Request) -> None:
+    """Tell a running controller at once, so devices change within seconds."""
+    notify = getattr(request.app.state, "on_overrides_changed", None)
+    if notify is not None:
+        await notify()
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, summary="Set an override")
+async def create_override(
+    data: OverrideCreate, request: Request, session: SessionDep, who: Writer
+) -> OverridePublic:
+    created = await overrides.create_override(
+        session=session, data=data, actor=who, now=_now(request)
+    )
+    await _changed(request)
+    return created
+
+
+@router.get("", summary="List overrides (newest first); active=true for those in force")
+async def list_overrides(
+    request: Request,
+    session: SessionDep,
+    _: PrincipalDep,
+    page: PageDep,
+    active: bool | None = None,
+) -> Page[OverridePublic]:
+    return await overrides.list_overrides(
+        session=session, now=_now(request), limit=page.limit, offset=page.offset, active=active
+    )
+
+
+@router.get("/{override_id}", summary="Get an override")
+async def get_override(
+    override_id: int, request: Request, session: SessionDep, _: PrincipalDep
+) -> OverridePublic:
+    return await overrides.get_override(session=session, override_id=override_id, now=_now(request))
+
+
+@router.delete("/{override_id}", summary="End an override now (the lights revert)")
+async def end_override(
+    override_id: int, request: Request, session: SessionDep, who: Writer
+) -> OverridePublic:
+    ended = await overrides.end_override(
+        session=session, override_id=override_id, actor=who, now=_now(request)
+    )
+    await _changed(request)
+    return ended
