@@ -51,11 +51,8 @@ async def test_program_crud_and_validation_names_the_step(api: Api) -> None:
     assert fields(body) == ["steps.2.anchor", "steps.3.level"]
     assert "step 2" in body["fields"][0]["message"]
     assert "unknown anchor 'moonrise'" in body["fields"][0]["message"]
-    r = await api.call(
-        "POST", "/programs",
-        json={"name": "dup", "steps": [{"anchor": "sunset", "level": 100}, {"anchor": "sunset", "level": 50}]},
-        expect=422,
-    )  # fmt: skip
+    twice = [{"anchor": "sunset", "level": 100}, {"anchor": "sunset", "level": 50}]
+    r = await api.call("POST", "/programs", json={"name": "dup", "steps": twice}, expect=422)
     assert fields(r.json()) == ["steps.1"]
     assert "same time as step 0" in r.json()["fields"][0]["message"]
     r = await api.call(
