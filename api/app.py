@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, FastAPI
+from collections.abc import Awaitable, Callable
+
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 
 from api.errors import install_error_handlers
@@ -15,8 +17,11 @@ from api.routers import (
     luminaires,
     overrides,
     schedules,
+    state,
 )
+from controller.clock import Clock
 from controller.db import Database
+from controller.runtime import Controller
 from controller.settings import Settings
 from controller.version import VERSION
 
@@ -29,8 +34,33 @@ Errors share one shape: `{{"error": code, "message": text, "fields": [...]}}`.
 """
 
 
-def create_app(settings: Settings, db: Database) -> FastAPI:
-    """Build the API around an open database (owned by the caller)."""
+RELOAD_PREFIXES = tuple(
+    f"/api/v1/{p}"
+    for p in (
+        "gateways",
+        "lamp-types",
+        "luminaires",
+        "groups",
+        "programs",
+        "calendars",
+        "overrides",
+    )
+)
+
+
+def create_app(
+    settings: Settings,
+    db: Database,
+    *,
+    controller: Controller | None = None,
+    clock: Clock | None = None,
+) -> FastAPI:
+    """Build the API around an open database (owned by the caller).
+
+    With a ``controller`` (running in the same process) the state endpoints answer
+    and every successful change to inventory, schedules or overrides makes the
+    controller reload at once, so devices follow within seconds.
+    """
     app = FastAPI(
         title="streetlight",
         version=VERSION,
@@ -40,6 +70,23 @@ def create_app(settings: Settings, db: Database) -> FastAPI:
     )
     app.state.settings = settings
     app.state.db = db
+    app.state.controller = controller
+    app.state.clock = clock or (controller.clock if controller is not None else None)
+    if controller is not None:
+
+        @app.middleware("http")
+        async def reload_on_change(
+            request: Request, call_next: Callable[[Request], Awaitable[Response]]
+        ) -> Response:
+            response = await call_next(request)
+            if (
+                request.method in {"POST", "PATCH", "PUT", "DELETE"}
+                and response.status_code < 300
+                and request.url.path.startswith(RELOAD_PREFIXES)
+            ):
+                controller.request_reload()
+            return response
+
     install_error_handlers(app)
     if settings.api.cors_origins:
         app.add_middleware(
@@ -50,7 +97,7 @@ def create_app(settings: Settings, db: Database) -> FastAPI:
         )
     v1 = APIRouter(prefix="/api/v1")
     for module in (
-        health, gateways, lamp_types, luminaires, groups, schedules, overrides, audit,
+        health, gateways, lamp_types, luminaires, groups, schedules, overrides, state, audit,
     ):  # fmt: skip
         v1.include_router(module.router)
     app.include_router(v1)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -313,6 +314,106 @@ def timeline_cmd(
         typer.echo(f"  {change.at.strftime('%Y-%m-%d %H:%M:%S%z')}  {change.level:>3} %  {why}")
 
 
+# --- fake fleet ----------------------------------------------------------------------------
+
+
+@app.command("fake-fleet")
+def fake_fleet(
+    ctx: typer.Context,
+    broker: Annotated[str, typer.Option(help="mqtt://HOST:PORT of the broker")] = "",
+    modbus_gateways: Annotated[int, typer.Option(min=0, help="Modbus gateways to invent")] = 0,
+    mqtt_gateways: Annotated[int, typer.Option(min=0, help="MQTT gateways to invent")] = 0,
+    per_gateway: Annotated[int, typer.Option(min=1, max=256, help="Luminaires per gateway")] = 64,
+    inventory: Annotated[
+        Path | None, typer.Option(help="Serve this import bundle instead of inventing one")
+    ] = None,
+    inventory_out: Annotated[
+        Path | None, typer.Option(help="Write the served inventory (real ports) here")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the simulated devices")] = 0,
+    speed: Annotated[
+        float, typer.Option(min=0.001, help="Clock speed (600 = a night in ~80 s)")
+    ] = 1.0,
+    start: Annotated[
+        datetime | None, typer.Option(help="Simulated start instant (ISO, with offset)")
+    ] = None,
+    origin: Annotated[
+        float | None, typer.Option(help="Wall-clock epoch of --start (to share a clock)")
+    ] = None,
+    control_port: Annotated[int, typer.Option(help="Control API port (0 = free)")] = 0,
+    state_interval: Annotated[float, typer.Option(help="MQTT state every N clock s")] = 10.0,
+    mqtt_per_connection: Annotated[
+        int, typer.Option(min=1, help="MQTT gateways multiplexed per connection")
+    ] = 1,
+    prefix: Annotated[str | None, typer.Option(help="MQTT topic prefix")] = None,
+) -> None:
+    """Run simulated gateways (Modbus TCP servers, MQTT clients) with a fault-control API."""
+    import json
+    import logging
+    from urllib.parse import urlparse
+
+    from fake_luminaires.fleet import Fleet, serve_fleet, specs_from_bundle, synthetic_bundle
+
+    settings = _settings(ctx)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if inventory is not None:
+        bundle = json.loads(inventory.read_text(encoding="utf-8"))
+    elif modbus_gateways + mqtt_gateways > 0:
+        bundle = synthetic_bundle(modbus_gateways, mqtt_gateways, per_gateway)
+    else:
+        raise fail("give --inventory FILE or --modbus-gateways/--mqtt-gateways")
+    specs = specs_from_bundle(bundle)
+    mqtt_settings = settings.mqtt
+    if broker:
+        url = urlparse(broker)
+        if url.scheme not in {"mqtt", "tcp"} or not url.hostname:
+            raise fail(f"--broker must look like mqtt://HOST:PORT, got {broker!r}")
+        mqtt_settings = mqtt_settings.model_copy(
+            update={"host": url.hostname, "port": url.port or 1883}
+        )
+    if prefix:
+        mqtt_settings = mqtt_settings.model_copy(update={"prefix": prefix})
+    clock = make_clock(start, speed, origin)
+
+    async def work() -> None:
+        fleet = Fleet(
+            specs,
+            clock=clock,
+            mqtt=mqtt_settings,
+            seed=seed,
+            state_interval_s=state_interval,
+            mqtt_gateways_per_connection=mqtt_per_connection,
+        )
+        ready = asyncio.Event()
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(
+                serve_fleet(
+                    fleet,
+                    bundle=bundle,
+                    inventory_out=inventory_out,
+                    control_port=control_port,
+                    ready=ready,
+                ),
+                name="fleet",
+            )
+            await ready.wait()
+            print("READY", flush=True)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        _run(work)
+
+
+def make_clock(start: datetime | None, speed: float, origin: float | None) -> Any:
+    """The real clock, or an accelerated one when a start or a speed is given."""
+    from controller.clock import AcceleratedClock, SystemClock
+
+    if start is None and speed == 1.0:
+        return SystemClock()
+    if start is not None and start.tzinfo is None:
+        raise fail("--start needs a UTC offset, e.g. 2026-06-21T17:30:00+07:00")
+    return AcceleratedClock(start or datetime.now(UTC), speed, origin)
+
+
 # --- api keys ------------------------------------------------------------------------------
 
 
@@ -378,7 +479,7 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (default from settings)")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default from settings)")] = None,
 ) -> None:
-    """Production mode: the API on the configured database."""
+    """Production mode: controller and API on the configured database, broker and gateways."""
     from controller.main import run_service
 
     settings = _settings(ctx)
@@ -398,15 +499,28 @@ def demo(
         ),
     ] = None,
     data_dir: Annotated[Path | None, typer.Option(help="Where the demo keeps its data")] = None,
+    start: Annotated[
+        datetime | None,
+        typer.Option(help="Simulated start, e.g. 2026-06-21T17:30:00+07:00 (time-lapse)"),
+    ] = None,
+    speed: Annotated[
+        float, typer.Option(min=0.01, help="Clock speed; 600 plays a night in about 80 s")
+    ] = 1.0,
 ) -> None:
-    """Everything on embedded defaults: SQLite, the seeded Đông Hà inventory, the API."""
+    """Everything on embedded defaults: SQLite, a local broker, a fake fleet, controller, API."""
     from controller.main import run_demo
 
     overrides: dict[str, Any] = {}
     if data_dir is not None:
         overrides["data_dir"] = data_dir
     settings = _settings(ctx, **overrides)
-    _run(lambda: run_demo(settings, host=host, port=port, admin_key=admin_key))
+    if start is not None and start.tzinfo is None:
+        start = start.replace(tzinfo=settings.site.tz)
+    _run(
+        lambda: run_demo(
+            settings, host=host, port=port, admin_key=admin_key, start=start, speed=speed
+        )
+    )
 
 
 def entrypoint() -> None:  # pragma: no cover - console script shim

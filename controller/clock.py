@@ -28,6 +28,10 @@ class Clock(Protocol):
         """Sleep for ``seconds`` of this clock's time."""
         ...
 
+    def to_real(self, instant: datetime) -> datetime:
+        """The wall-clock instant at which this clock will show ``instant``."""
+        ...
+
 
 class SystemClock:
     """Real time."""
@@ -41,6 +45,9 @@ class SystemClock:
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds))
+
+    def to_real(self, instant: datetime) -> datetime:
+        return instant
 
 
 class AcceleratedClock:
@@ -74,6 +81,10 @@ class AcceleratedClock:
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds / self._speed))
 
+    def to_real(self, instant: datetime) -> datetime:
+        offset = (instant - self._start).total_seconds() / self._speed
+        return datetime.fromtimestamp(self.origin + offset, UTC)
+
 
 class ManualClock:
     """A clock that moves only when told to (unit tests)."""
@@ -99,3 +110,7 @@ class ManualClock:
     async def sleep(self, seconds: float) -> None:
         self.advance(seconds)
         await asyncio.sleep(0)
+
+    def to_real(self, instant: datetime) -> datetime:
+        """A manual clock does not run: its instants are taken as wall-clock ones."""
+        return instant

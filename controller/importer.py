@@ -326,3 +326,39 @@ async def import_inventory(
         gateways_updated=gateways_updated,
         lamp_types_created=lamps_created,
     )
+
+
+async def export_bundle(*, session: AsyncSession) -> dict[str, Any]:
+    """The whole inventory as an import bundle (GeoJSON with gateways and lamp types)."""
+    gateways = (await session.exec(select(Gateway))).all()
+    lamps = (await session.exec(select(LampType))).all()
+    gw_name = {g.id: g.name for g in gateways}
+    lamp_name = {t.id: t.name for t in lamps}
+    gateway_fields = set(GatewayCreate.model_fields)
+    lamp_fields = set(LampTypeCreate.model_fields)
+    return {
+        "type": "FeatureCollection",
+        "gateways": [
+            {k: v for k, v in g.model_dump(mode="json").items() if k in gateway_fields}
+            for g in gateways
+        ],
+        "lamp_types": [
+            {k: v for k, v in t.model_dump(mode="json").items() if k in lamp_fields} for t in lamps
+        ],
+        "features": [
+            {
+                "type": "Feature",
+                "geometry": {"type": "Point", "coordinates": [lum.longitude, lum.latitude]},
+                "properties": {
+                    "name": lum.name,
+                    "gateway": gw_name[lum.gateway_id],
+                    "address": lum.address,
+                    "lamp_type": lamp_name[lum.lamp_type_id],
+                    "street": lum.street,
+                    "ward": lum.ward,
+                    "installed_on": lum.installed_on.isoformat() if lum.installed_on else None,
+                },
+            }
+            for lum in (await session.exec(select(Luminaire).order_by(Luminaire.id))).all()  # type: ignore[arg-type]
+        ],
+    }

@@ -231,7 +231,7 @@ def _match(rule: RuleIn, prefix: str, problems: list[FieldProblem]) -> Match | N
 
 
 def to_calendar(rules: list[RuleIn], default_program_id: int | None) -> Calendar:
-    """Build the pure calendar (programs referenced by id), naming every bad rule field."""
+    """Build the pure calendar (programs referenced by id as text), naming every bad field."""
     problems: list[FieldProblem] = []
     built: list[Rule] = []
     for index, rule in enumerate(rules):
@@ -240,7 +240,7 @@ def to_calendar(rules: list[RuleIn], default_program_id: int | None) -> Calendar
         if match is None:
             continue
         try:
-            built.append(Rule(match, rule.program_id, rule.valid_from, rule.valid_until))
+            built.append(Rule(match, str(rule.program_id), rule.valid_from, rule.valid_until))
         except ValueError as exc:
             problems.append(FieldProblem(f"{prefix}.valid_until", str(exc)))
     if problems:
@@ -248,4 +248,7 @@ def to_calendar(rules: list[RuleIn], default_program_id: int | None) -> Calendar
             "calendar is invalid: " + "; ".join(f"{p.field}: {p.message}" for p in problems),
             problems,
         )
-    return Calendar(rules=tuple(built), default_program=default_program_id)
+    return Calendar(
+        rules=tuple(built),
+        default_program=None if default_program_id is None else str(default_program_id),
+    )

@@ -383,7 +383,7 @@ class ScheduleBook:
 
 async def load_book(*, session: AsyncSession, settings: Settings) -> ScheduleBook:
     programs: dict[ProgramRef, Program] = {
-        r.id: program_from_row(r.name, r.steps, r.default_level)
+        str(r.id): program_from_row(r.name, r.steps, r.default_level)
         for r in (await session.exec(select(ProgramRow))).all()
         if r.id is not None
     }

@@ -115,6 +115,21 @@ class ModbusSettings(_Section):
     reconnect_max_s: float = Field(30.0, gt=0, le=600)
 
 
+class ControllerSettings(_Section):
+    """The reconcile loops and telemetry ingest (times in clock seconds)."""
+
+    resend_interval_s: float = Field(
+        300.0, gt=0, description="Send every target again this often, to heal missed commands"
+    )
+    mqtt_read_interval_s: float = Field(
+        10.0, gt=0, description="How often an MQTT gateway's latest state is taken in"
+    )
+    telemetry_buffer: int = Field(200_000, ge=1000, description="Readings held for the database")
+    store_raw_readings: bool = True
+    reading_retention_days: int = Field(30, ge=1, description="Raw readings older are deleted")
+    mqtt_ack_timeout_s: float = Field(5.0, gt=0, le=120)
+
+
 class ApiSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
@@ -139,6 +154,7 @@ class Settings(BaseSettings):
     mqtt: MqttSettings = MqttSettings()
     modbus: ModbusSettings = ModbusSettings()
     schedule: ScheduleSettings = ScheduleSettings()
+    controller: ControllerSettings = ControllerSettings()
     api: ApiSettings = ApiSettings()
 
     @property

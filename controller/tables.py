@@ -192,3 +192,72 @@ class OverrideRow(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     cancelled_at: datetime | None = None
     cancelled_by: str | None = Field(default=None, max_length=100)
+
+
+class ReadingRow(SQLModel, table=True):
+    """Raw telemetry of one luminaire at one instant (kept for a configurable retention)."""
+
+    __tablename__ = "reading"
+    __table_args__ = (Index("ix_reading_luminaire_at", "luminaire_id", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    luminaire_id: int = Field(foreign_key="luminaire.id", ondelete="CASCADE")
+    at: datetime = Field(index=True)
+    lamp_on: bool
+    level_pct: int
+    power_w: float
+    voltage_v: float
+    current_ma: int
+    power_factor: float
+    energy_wh: int | None = None
+    operating_hours: int | None = None
+    switch_on_count: int | None = None
+    temperature_c: float | None = None
+    flags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+
+
+class StateChange(SQLModel, table=True):
+    """History of a luminaire's target, acknowledged command and actual level, with the source."""
+
+    __tablename__ = "state_change"
+    __table_args__ = (Index("ix_state_change_luminaire_at", "luminaire_id", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    luminaire_id: int = Field(foreign_key="luminaire.id", ondelete="CASCADE")
+    at: datetime = Field(index=True)
+    kind: str = Field(max_length=10)  # target | command | actual
+    level: int
+    source: str | None = Field(default=None, max_length=20)
+    detail: str | None = Field(default=None, max_length=200)
+
+
+class EnergyHourly(SQLModel, table=True):
+    """Energy per luminaire per hour (UTC hour start); kept for good."""
+
+    __tablename__ = "energy_hourly"
+
+    luminaire_id: int = Field(foreign_key="luminaire.id", primary_key=True, ondelete="CASCADE")
+    hour: datetime = Field(primary_key=True)
+    energy_wh: float = 0.0
+    burning_s: float = 0.0
+    samples: int = 0
+
+
+class EnergyDaily(SQLModel, table=True):
+    """Energy per luminaire per local day (site zone); kept for good.
+
+    ``ward`` and ``gateway_id`` are copied from the inventory when the energy is
+    recorded, so per-ward and per-gateway sums stay true to where the energy was
+    used even if a luminaire is later moved; group sums join the current membership.
+    """
+
+    __tablename__ = "energy_daily"
+    __table_args__ = (Index("ix_energy_daily_day", "day"),)
+
+    luminaire_id: int = Field(foreign_key="luminaire.id", primary_key=True, ondelete="CASCADE")
+    day: date = Field(primary_key=True)
+    ward: str = Field(max_length=100)
+    gateway_id: int
+    energy_wh: float = 0.0
+    burning_s: float = 0.0
+    samples: int = 0

@@ -1,0 +1,459 @@
+"""The running controller: one reconcile loop per gateway, the scheduler, telemetry.
+
+Structure (every task named and owned by the controller's TaskGroup):
+
+- ``telemetry``: the writer of :class:`controller.telemetry.TelemetrySink`;
+- ``gateway[<name>]``: one loop per enabled gateway: read, compare, send the
+  difference as batched commands, wait for the poll interval or a wake-up;
+- ``mqtt-link`` / ``mqtt-events``: the one shared MQTT connection and its events;
+- ``scheduler``: APScheduler 3.11 wakes every loop at each program step and
+  override boundary, so lights change within a second or two of the instant,
+  not at the next poll; it re-plans every day at 00:05 local and at start-up.
+
+A gateway that is down is marked offline (logged once, and once on recovery) and
+costs only its own loop; when it returns it gets the current state at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from typing import Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.date import DateTrigger
+from sqlalchemy import delete
+
+from controller.clock import Clock
+from controller.db import Database
+from controller.errors import GatewayUnavailable, LightingError
+from controller.gateway import Gateway
+from controller.reconcile import Target, Tracked, plan, record_readings, record_sent
+from controller.settings import Settings
+from controller.tables import ReadingRow
+from controller.targets import GatewayInfo, LuminaireInfo, TargetBook, load_target_book
+from controller.telemetry import LuminaireRef, StateRecord, TelemetrySink
+from controller.values import Address, DeviceFlag, Level, Protocol, Reading
+
+log = logging.getLogger(__name__)
+
+GatewayOpener = Callable[[GatewayInfo, int], AbstractAsyncContextManager[Gateway]]
+"""Opens a driver for a gateway serving ``n`` luminaire addresses."""
+
+PLAN_HORIZON = timedelta(hours=36)
+MISFIRE_GRACE_S = 120
+
+
+@dataclass(slots=True)
+class GatewayState:
+    """Everything the controller knows about one gateway (owned by its loop)."""
+
+    info: GatewayInfo
+    addresses: dict[Address, int]
+    tracked: dict[Address, Tracked] = field(default_factory=dict)
+    targets: dict[Address, Target] = field(default_factory=dict)
+    readings: dict[Address, Reading] = field(default_factory=dict)
+    online: bool | None = None
+    mains_present: bool | None = None
+    last_seen: datetime | None = None
+    last_error: str | None = None
+    last_refresh: datetime | None = None
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    cycles: int = 0
+    commands: int = 0
+    last_cycle_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class LuminaireState:
+    """The three values of one luminaire (DOMAIN.md), for the API."""
+
+    luminaire_id: int
+    target: Target | None
+    commanded: Level | None
+    commanded_at: datetime | None
+    actual: Level | None
+    reading: Reading | None
+    online: bool
+    gateway_online: bool | None
+    rejected: str | None
+
+
+class Controller:
+    """Owns the loops; ``run()`` until cancelled. The API reads its state in-process."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        clock: Clock,
+        *,
+        openers: Mapping[Protocol, GatewayOpener] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.clock = clock
+        self.sink = TelemetrySink(
+            db,
+            tz=settings.site.tz,
+            capacity=settings.controller.telemetry_buffer,
+            store_raw=settings.controller.store_raw_readings,
+        )
+        self.book: TargetBook | None = None
+        self.gateways: dict[int, GatewayState] = {}
+        self._openers: dict[Protocol, GatewayOpener] = dict(openers or {})
+        self._scheduler: AsyncIOScheduler | None = None
+        self._ready = asyncio.Event()
+        self._reload_lock = asyncio.Lock()
+        self._reload_wanted = asyncio.Event()
+        self.scheduled_wakeups = 0
+
+    # -- public ------------------------------------------------------------------------
+
+    async def wait_ready(self) -> None:
+        await self._ready.wait()
+
+    def request_reload(self) -> None:
+        """Ask for a reload soon (coalesced); safe to call from any request handler."""
+        self._reload_wanted.set()
+
+    async def _run_reloader(self) -> None:
+        while True:
+            await self._reload_wanted.wait()
+            self._reload_wanted.clear()
+            try:
+                await self.reload()
+            except Exception:  # a failed reload keeps the previous book
+                log.exception("reloading the configuration failed; keeping the previous one")
+
+    def wake_all(self) -> None:
+        """Make every gateway loop reconcile now."""
+        for state in self.gateways.values():
+            state.wake.set()
+
+    async def reload(self) -> None:
+        """Re-read schedules, overrides and inventory, re-plan, and reconcile now."""
+        async with self._reload_lock:
+            async with self.db.sessions() as session:
+                book = await load_target_book(
+                    session=session, settings=self.settings, now=self.clock.now()
+                )
+            self.book = book
+            for gw_id, state in self.gateways.items():
+                state.addresses = {
+                    info.address: info.id
+                    for info in book.luminaires.values()
+                    if info.gateway_id == gw_id
+                }
+            self._plan()
+        self.wake_all()
+
+    def luminaire_state(self, luminaire_id: int) -> LuminaireState | None:
+        if self.book is None:
+            return None
+        info = self.book.luminaires.get(luminaire_id)
+        if info is None:
+            return None
+        gw = self.gateways.get(info.gateway_id)
+        tracked = gw.tracked.get(info.address) if gw else None
+        reading = gw.readings.get(info.address) if gw else None
+        answering = reading is not None and DeviceFlag.NOT_ANSWERING not in reading.flags
+        return LuminaireState(
+            luminaire_id=luminaire_id,
+            target=gw.targets.get(info.address) if gw else None,
+            commanded=tracked.acked if tracked else None,
+            commanded_at=tracked.acked_at if tracked else None,
+            actual=tracked.actual if tracked else None,
+            reading=reading,
+            online=bool(gw and gw.online and answering),
+            gateway_online=gw.online if gw else None,
+            rejected=tracked.rejected if tracked else None,
+        )
+
+    def all_states(self) -> list[tuple[LuminaireInfo, LuminaireState]]:
+        if self.book is None:
+            return []
+        out = []
+        for lid, info in self.book.luminaires.items():
+            state = self.luminaire_state(lid)
+            if state is not None:
+                out.append((info, state))
+        return out
+
+    # -- running -----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Run every loop until cancelled; unwinds in a fixed order."""
+        await self.reload()
+        assert self.book is not None
+        per_gateway: dict[int, dict[Address, int]] = {}
+        for info in self.book.luminaires.values():
+            per_gateway.setdefault(info.gateway_id, {})[info.address] = info.id
+        for gw in self.book.gateways.values():
+            if gw.enabled:
+                self.gateways[gw.id] = GatewayState(info=gw, addresses=per_gateway.get(gw.id, {}))
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self.sink.run(), name="telemetry")
+            tg.create_task(self._run_scheduler(), name="scheduler")
+            tg.create_task(self._run_reloader(), name="reloader")
+            mqtt = [s for s in self.gateways.values() if s.info.protocol == Protocol.MQTT]
+            if mqtt:
+                tg.create_task(self._run_mqtt(mqtt), name="mqtt-link")
+            for state in self.gateways.values():
+                if state.info.protocol == Protocol.MODBUS:
+                    opener = self._openers.get(Protocol.MODBUS, self._open_modbus)
+                    tg.create_task(
+                        self._gateway_loop(state, opener), name=f"gateway[{state.info.name}]"
+                    )
+            self._ready.set()
+
+    async def _run_scheduler(self) -> None:
+        scheduler = AsyncIOScheduler(
+            timezone=self.settings.site.tz,
+            job_defaults={"misfire_grace_time": MISFIRE_GRACE_S, "coalesce": True},
+        )
+        self._scheduler = scheduler
+        scheduler.start()
+        try:
+            self._plan()
+            await asyncio.Event().wait()  # runs until cancelled
+        finally:
+            scheduler.shutdown(wait=False)
+            self._scheduler = None
+
+    def _plan(self) -> None:
+        """(Re)build the day's jobs: a wake-up at every change instant, and the next re-plan."""
+        scheduler = self._scheduler
+        if scheduler is None or self.book is None:
+            return
+        now = self.clock.now()
+        for job in scheduler.get_jobs():
+            if job.id.startswith("step-"):
+                job.remove()
+        for instant in self.book.change_instants(now, PLAN_HORIZON):
+            scheduler.add_job(
+                self._on_step,
+                DateTrigger(run_date=self.clock.to_real(instant)),
+                id=f"step-{instant.isoformat()}",
+                replace_existing=True,
+                misfire_grace_time=MISFIRE_GRACE_S,
+            )
+        local = now.astimezone(self.settings.site.tz)
+        next_plan = datetime.combine(local.date(), time(0, 5), tzinfo=self.settings.site.tz)
+        if next_plan <= local:
+            next_plan += timedelta(days=1)
+        scheduler.add_job(
+            self._daily,
+            DateTrigger(run_date=self.clock.to_real(next_plan)),
+            id="daily-plan",
+            replace_existing=True,
+            misfire_grace_time=3600,
+        )
+
+    async def _on_step(self) -> None:
+        self.scheduled_wakeups += 1
+        self.wake_all()
+
+    async def _daily(self) -> None:
+        await self.reload()
+        cutoff = self.clock.now() - timedelta(days=self.settings.controller.reading_retention_days)
+        try:
+            async with self.db.engine.begin() as conn:
+                await conn.execute(delete(ReadingRow).where(ReadingRow.at < cutoff))  # type: ignore[arg-type]
+        except Exception as exc:  # housekeeping must not stop the controller
+            log.warning("deleting old readings failed: %s", exc)
+
+    # -- gateways ----------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _open_modbus(self, info: GatewayInfo, count: int) -> AsyncIterator[Gateway]:
+        from protocols.modbus import ModbusGateway
+
+        assert info.host is not None and info.port is not None
+        async with ModbusGateway(
+            info.host,
+            info.port,
+            unit_ids=info.unit_ids,
+            luminaire_count=count,
+            settings=self.settings.modbus,
+            clock=self.clock,
+            name=info.name,
+        ) as gw:
+            yield gw
+
+    async def _run_mqtt(self, states: list[GatewayState]) -> None:
+        from protocols.mqtt import AvailabilityChanged, MqttLink
+
+        link = MqttLink(
+            self.settings.mqtt,
+            clock=self.clock,
+            ack_timeout_s=self.settings.controller.mqtt_ack_timeout_s,
+            stale_after_s=max(60.0, 6 * self.settings.controller.mqtt_read_interval_s),
+        )
+        self.mqtt_link = link
+        by_topic_id = {s.info.mqtt_id: s for s in states}
+
+        @asynccontextmanager
+        async def open_mqtt(info: GatewayInfo, _count: int) -> AsyncIterator[Gateway]:
+            assert info.mqtt_id is not None
+            async with link.gateway(info.mqtt_id) as gw:
+                yield gw
+
+        async with link, asyncio.TaskGroup() as tg:
+            for state in states:
+                tg.create_task(
+                    self._gateway_loop(state, open_mqtt), name=f"gateway[{state.info.name}]"
+                )
+            async for event in link.events():
+                if isinstance(event, AvailabilityChanged):
+                    changed = by_topic_id.get(event.gateway_id)
+                    if changed is not None and event.online:
+                        changed.wake.set()  # back: catch up at once
+                self.on_link_event(event)
+
+    def on_link_event(self, event: object) -> None:
+        """Hook for fault detection (issue 6); the controller itself needs none."""
+
+    def _interval_s(self, state: GatewayState) -> float:
+        if state.info.protocol == Protocol.MQTT:
+            return self.settings.controller.mqtt_read_interval_s
+        return self.settings.modbus.poll_interval_s
+
+    async def _gateway_loop(self, state: GatewayState, opener: GatewayOpener) -> None:
+        backoff = 0.5
+        while True:
+            try:
+                count = max(state.addresses, default=-1) + 1
+                async with opener(state.info, count) as gateway:
+                    backoff = 0.5
+                    await self._serve(state, gateway)
+            except (LightingError, OSError) as exc:
+                self._mark_offline(state, str(exc))
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.settings.modbus.reconnect_max_s)
+
+    async def _serve(self, state: GatewayState, gateway: Gateway) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            started = loop.time()
+            await self._cycle(state, gateway)
+            state.cycles += 1
+            state.last_cycle_s = loop.time() - started
+            real_wait = self._interval_s(state) / self.clock.speed
+            try:
+                async with asyncio.timeout(real_wait):
+                    await state.wake.wait()
+            except TimeoutError:
+                pass
+            state.wake.clear()
+
+    async def _cycle(self, state: GatewayState, gateway: Gateway) -> None:
+        now = self.clock.now()
+        try:
+            snapshot = await gateway.read()
+        except GatewayUnavailable as exc:
+            self._mark_offline(state, str(exc))
+            return
+        came_back = state.online is not True
+        self._mark_online(state, now)
+        state.mains_present = snapshot.mains_present
+        self._take_readings(state, snapshot.luminaires.values())
+        if self.book is None:
+            return
+        now = self.clock.now()
+        ids = list(state.addresses.values())
+        by_id = self.book.targets(now, only=ids)
+        targets = {addr: by_id[lid] for addr, lid in state.addresses.items() if lid in by_id}
+        self._record_targets(state, targets, now)
+        interval = timedelta(seconds=self.settings.controller.resend_interval_s)
+        refresh = came_back or state.last_refresh is None or now - state.last_refresh >= interval
+        if refresh:
+            state.last_refresh = now
+        for batch in plan(targets, state.tracked, now, refresh=refresh):
+            try:
+                result = await gateway.apply(batch.levels, source=batch.source, fade_s=batch.fade_s)
+            except GatewayUnavailable as exc:
+                self._mark_offline(state, str(exc))
+                return
+            state.commands += 1
+            sent_at = self.clock.now()
+            changed = record_sent(state.tracked, batch, result, sent_at, refresh=refresh)
+            self.sink.offer_states(
+                [
+                    StateRecord(
+                        state.addresses[a], sent_at, "command", int(batch.levels[a]),
+                        batch.source.value, targets[a].detail,
+                    )
+                    for a in changed
+                    if a in state.addresses
+                ]
+            )  # fmt: skip
+
+    def _take_readings(self, state: GatewayState, readings: Any) -> None:
+        fresh: list[Reading] = []
+        for reading in readings:
+            previous = state.readings.get(reading.address)
+            if previous is not None and previous.at == reading.at:
+                continue  # MQTT: the same state message seen again
+            state.readings[reading.address] = reading
+            fresh.append(reading)
+        changed = record_readings(state.tracked, fresh)
+        book = self.book
+        refs = {}
+        for r in fresh:
+            lid = state.addresses.get(r.address)
+            if lid is not None and book is not None:
+                info = book.luminaires[lid]
+                refs[r.address] = LuminaireRef(lid, info.ward, info.gateway_id)
+        self.sink.offer_readings((refs[r.address], r) for r in fresh if r.address in refs)
+        self.sink.offer_states(
+            [
+                StateRecord(
+                    refs[a].luminaire_id,
+                    state.readings[a].at,
+                    "actual",
+                    int(state.tracked[a].actual or 0),
+                )
+                for a in changed
+                if a in refs
+            ]
+        )
+
+    def _record_targets(
+        self, state: GatewayState, targets: dict[Address, Target], now: datetime
+    ) -> None:
+        records = []
+        for address, target in targets.items():
+            previous = state.targets.get(address)
+            if previous is None or (previous.level, previous.detail) != (
+                target.level,
+                target.detail,
+            ):
+                records.append(
+                    StateRecord(
+                        state.addresses[address], now, "target", int(target.level),
+                        target.source.value, target.detail,
+                    )
+                )  # fmt: skip
+        state.targets = targets
+        if records:
+            self.sink.offer_states(records)
+
+    def _mark_offline(self, state: GatewayState, why: str) -> None:
+        if state.online is None:
+            log.info("gateway %s not reachable yet: %s", state.info.name, why)
+        elif state.online:
+            log.warning("gateway %s offline: %s", state.info.name, why)
+        state.online = False
+        state.last_error = why
+
+    def _mark_online(self, state: GatewayState, now: datetime) -> None:
+        if state.online is False:
+            log.info("gateway %s back online", state.info.name)
+        state.online = True
+        state.last_seen = now
+        state.last_error = None

@@ -1,0 +1,192 @@
+"""Targets for every luminaire at an instant, computed per calendar, not per luminaire.
+
+The desired state is always recomputable from the schedules, the overrides and the
+time, so a restart never depends on a missed event. Luminaires that share a
+calendar and the same active overrides share one decision, so a city of 100,000
+luminaires costs a handful of :func:`schedules.decision.decide` calls per tick.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from controller import scheduling
+from controller.overrides import effective_end, overlapping, targeted_luminaires, to_pure
+from controller.reconcile import Target
+from controller.settings import Settings
+from controller.tables import Gateway, LampType, Luminaire
+from controller.values import Address, Level, Source
+from schedules.decision import Override, decide, timeline
+from schedules.program import night_of
+from schedules.sun import Site
+
+
+@dataclass(frozen=True, slots=True)
+class LuminaireInfo:
+    id: int
+    name: str
+    gateway_id: int
+    address: Address
+    ward: str
+    street: str
+    rated_power_w: float
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayInfo:
+    id: int
+    name: str
+    protocol: str
+    host: str | None
+    port: int | None
+    unit_ids: tuple[int, ...]
+    mqtt_id: str | None
+    ward: str | None
+    enabled: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveOverride:
+    override: Override
+    luminaires: frozenset[int] | None  # None = all
+
+
+@dataclass(slots=True)
+class TargetBook:
+    """Everything needed to compute targets; reload it when the configuration changes."""
+
+    site: Site
+    default_level: int
+    book: scheduling.ScheduleBook
+    luminaires: dict[int, LuminaireInfo]
+    gateways: dict[int, GatewayInfo]
+    calendar_of: dict[int, int]
+    overrides: list[ActiveOverride] = field(default_factory=list)
+
+    def targets(self, at: datetime, only: Iterable[int] | None = None) -> dict[int, Target]:
+        """luminaire id -> target at ``at`` (for ``only`` those ids, or all)."""
+        live = [o for o in self.overrides if o.override.is_active(at)]
+        cache: dict[tuple[int | None, tuple[int, ...]], Target] = {}
+        out: dict[int, Target] = {}
+        ids = self.luminaires.keys() if only is None else only
+        for lid in ids:
+            applicable = tuple(
+                o.override.id for o in live if o.luminaires is None or lid in o.luminaires
+            )
+            key = (self.calendar_of.get(lid), applicable)
+            target = cache.get(key)
+            if target is None:
+                target = self._decide(
+                    at, key[0], [o.override for o in live if o.override.id in applicable]
+                )
+                cache[key] = target
+            out[lid] = target
+        return out
+
+    def _decide(self, at: datetime, calendar_id: int | None, overrides: list[Override]) -> Target:
+        calendar = self.book.calendars.get(calendar_id) if calendar_id is not None else None
+        decision = decide(
+            at,
+            site=self.site,
+            calendar=calendar,
+            programs=self.book.programs,
+            overrides=overrides,
+            default_level=self.default_level,
+        )
+        fade = 0.0
+        detail = decision.source.value
+        if decision.program is not None:
+            detail = f"program:{decision.program}"
+            if decision.step_index is not None:
+                detail += f"#{decision.step_index}"
+                program = next(
+                    (p for p in self.book.programs.values() if p.name == decision.program), None
+                )
+                if program is not None:
+                    fade = program.steps[decision.step_index].fade_s or 0.0
+        if decision.override_id is not None:
+            detail = f"override:{decision.override_id}"
+        return Target(Level(decision.level), Source(decision.source.value), detail, fade)
+
+    def change_instants(self, now: datetime, horizon: timedelta) -> list[datetime]:
+        """Every instant in (now, now + horizon] at which some target may change."""
+        end = now + horizon
+        instants: set[datetime] = set()
+        calendars = set(self.calendar_of.values()) | {None}
+        night = night_of(self.site, now)
+        for offset in range(-1, int(horizon / timedelta(days=1)) + 2):
+            the_night = night + timedelta(days=offset)
+            for calendar_id in calendars:
+                calendar = self.book.calendars.get(calendar_id) if calendar_id is not None else None
+                for change in timeline(
+                    the_night,
+                    site=self.site,
+                    calendar=calendar,
+                    programs=self.book.programs,
+                    default_level=self.default_level,
+                ):
+                    instants.add(change.at)
+        for o in self.overrides:
+            instants.update((o.override.start, o.override.end))
+        return sorted(i for i in instants if now < i <= end)
+
+
+async def load_target_book(
+    *, session: AsyncSession, settings: Settings, now: datetime
+) -> TargetBook:
+    book = await scheduling.load_book(session=session, settings=settings)
+    lamps = {t.id: t for t in (await session.exec(select(LampType))).all()}
+    luminaires = {
+        row.id: LuminaireInfo(
+            id=row.id,
+            name=row.name,
+            gateway_id=row.gateway_id,
+            address=Address(row.address),
+            ward=row.ward,
+            street=row.street,
+            rated_power_w=lamps[row.lamp_type_id].rated_power_w,
+        )
+        for row in (await session.exec(select(Luminaire))).all()
+        if row.id is not None
+    }
+    gateways = {
+        g.id: GatewayInfo(
+            id=g.id, name=g.name, protocol=g.protocol, host=g.host, port=g.port,
+            unit_ids=tuple(g.unit_ids), mqtt_id=g.mqtt_id, ward=g.ward, enabled=g.enabled,
+        )
+        for g in (await session.exec(select(Gateway))).all()
+        if g.id is not None
+    }  # fmt: skip
+    calendar_of = await scheduling.calendar_assignment(
+        session=session, default=book.default_calendar_id
+    )
+    active: list[ActiveOverride] = []
+    for row in await overlapping(
+        session=session, start=now - timedelta(days=1), end=now + timedelta(days=2)
+    ):
+        if effective_end(row) <= row.starts_at:
+            continue
+        targets = await targeted_luminaires(session=session, row=row)
+        active.append(ActiveOverride(to_pure(row), None if targets is None else frozenset(targets)))
+    return TargetBook(
+        site=settings.site.to_site(),
+        default_level=settings.schedule.default_level,
+        book=book,
+        luminaires=luminaires,
+        gateways=gateways,
+        calendar_of=calendar_of,
+        overrides=active,
+    )
+
+
+def by_gateway(luminaires: Mapping[int, LuminaireInfo]) -> dict[int, dict[Address, int]]:
+    """gateway id -> (address -> luminaire id)."""
+    out: dict[int, dict[Address, int]] = {}
+    for info in luminaires.values():
+        out.setdefault(info.gateway_id, {})[info.address] = info.id
+    return out
