@@ -39,6 +39,9 @@ def configure_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    # pymodbus logs every timeout as an ERROR with raw frames; the driver reports
+    # gateway outages itself, once when they start and once when they end.
+    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
 
 
 async def serve_api(

@@ -353,15 +353,19 @@ class Controller:
 
     async def _cycle(self, state: GatewayState, gateway: Gateway) -> None:
         now = self.clock.now()
+        came_back = state.online is not True
         try:
             snapshot = await gateway.read()
         except GatewayUnavailable as exc:
             self._mark_offline(state, str(exc))
-            return
-        came_back = state.online is not True
-        self._mark_online(state, now)
-        state.mains_present = snapshot.mains_present
-        self._take_readings(state, snapshot.luminaires.values())
+            # An MQTT gateway that has not reported yet but has not said it is offline may
+            # still take commands (state comes on its own schedule); try, the ack decides.
+            if getattr(gateway, "online", False) is not True:
+                return
+        else:
+            self._mark_online(state, now)
+            state.mains_present = snapshot.mains_present
+            self._take_readings(state, snapshot.luminaires.values())
         if self.book is None:
             return
         now = self.clock.now()

@@ -166,7 +166,7 @@ class Fleet:
                 clock=clock,
                 interval_s=state_interval_s,
                 gateways_per_connection=mqtt_gateways_per_connection,
-                client_id_prefix=f"fake-fleet-{seed}",
+                client_id_prefix=f"fake-{mqtt.prefix}-{seed}",
             )
         self._stack: AsyncExitStack | None = None
 

@@ -1,0 +1,683 @@
+"""MQTT driver: one shared connection (:class:`MqttLink`) for every MQTT gateway.
+
+The contract is in ``docs/protocol/mqtt.md``; payloads are encoded and decoded by the
+pure :mod:`protocols.mqtt_codec`. This module is the thin async shell around it::
+
+    async with MqttLink(settings.mqtt, clock=clock) as link:
+        gw = link.gateway("gw-001")               # a controller.gateway.Gateway
+        result = await gw.apply({Address(0): Level(70)}, source=Source.PROGRAM)
+        reading = await gw.read()                 # latest reported state
+        async for event in link.events():         # flag changes, availability, connection
+            ...
+
+Why one connection: a controller drives thousands of MQTT gateways; one client per
+gateway would be thousands of sockets, keepalives and sessions for no gain. The link
+subscribes once to ``{prefix}/gw/+/{ack,state,events,availability}`` and routes
+every message by the gateway id in its topic.
+
+Connection: a fixed client id and a persistent session (MQTT 5: clean start off and
+a session expiry interval; MQTT 3.1.1: clean session off), so QoS 1 messages sent
+while the link is away (broker restart, controller restart) are queued by the broker
+and delivered on reconnection. The reconnect loop is aiomqtt's documented pattern:
+enter the client, subscribe (again, every time), iterate the messages; on
+``MqttError`` wait (exponential back-off) and start over.
+
+Tasks (owned by the link's ``TaskGroup``, named ``mqtt-link[{client_id}]-...``):
+``connection`` runs the reconnect loop and moves incoming messages into a bounded
+queue; ``dispatch`` decodes them and routes them by gateway id. A full queue drops
+the message and counts it (``stats.dropped``); a payload that breaks the contract is
+counted (``stats.malformed``) and logged with the gateway and topic, and the loop
+goes on.
+
+Library exceptions (``aiomqtt.MqttError``) are translated here, once, into
+:class:`controller.errors.GatewayUnavailable`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import socket
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import Final, Self, cast
+
+import aiomqtt
+from paho.mqtt.client import MQTT_CLEAN_START_FIRST_ONLY
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from controller.clock import Clock, SystemClock
+from controller.errors import CommandRejected, GatewayUnavailable, ProtocolViolation
+from controller.settings import MqttSettings
+from controller.values import Address, CommandResult, GatewayReading, Level, Source
+from protocols.mqtt_codec import (
+    Availability,
+    Command,
+    FlagChange,
+    decode_ack,
+    decode_availability,
+    decode_events,
+    decode_state,
+    encode_command,
+)
+from protocols.mqtt_topics import CONTROLLER_SUBSCRIPTIONS, TopicKind, Topics, check_gateway_id
+
+__all__ = [
+    "AvailabilityChanged",
+    "ConnectionChanged",
+    "FlagChanged",
+    "LinkEvent",
+    "LinkStats",
+    "MqttGateway",
+    "MqttLink",
+    "build_client",
+]
+
+log = logging.getLogger(__name__)
+
+QOS: Final = 1
+"""Every topic of the contract is QoS 1 (see docs/protocol/mqtt.md for why)."""
+
+
+def _properties(packet_type: int) -> Properties:
+    return Properties(packet_type)  # type: ignore[no-untyped-call]
+
+
+def _refused(code: object) -> bool:
+    """A SUBACK code that refuses the subscription (v5 reason code or v3.1.1 0x80)."""
+    if isinstance(code, ReasonCode):
+        return bool(code.is_failure)
+    return not isinstance(code, int) or code >= 0x80
+
+
+def build_client(
+    settings: MqttSettings,
+    *,
+    client_id: str,
+    persistent: bool,
+    session_expiry_s: int = 0,
+    will: aiomqtt.Will | None = None,
+    timeout_s: float = 10.0,
+    max_inflight: int = 1000,
+) -> aiomqtt.Client:
+    """An aiomqtt client for ``settings`` (protocol, credentials, TLS) under ``client_id``.
+
+    ``persistent``: keep the broker-side session across disconnections (MQTT 5:
+    clean start off + ``session_expiry_s``; 3.1.1: clean session off). Must be
+    called inside a running event loop (aiomqtt's rule). The CA file, if any, is
+    read by aiomqtt in its connect thread, not on the event loop.
+    """
+    v5 = settings.protocol == "5"
+    properties: Properties | None = None
+    if v5 and persistent:
+        properties = _properties(PacketTypes.CONNECT)
+        properties.SessionExpiryInterval = session_expiry_s
+    tls: aiomqtt.TLSParameters | None = None
+    if settings.tls:
+        ca = str(settings.ca_file) if settings.ca_file is not None else None
+        tls = aiomqtt.TLSParameters(ca_certs=ca)
+    client = aiomqtt.Client(
+        settings.host,
+        settings.port,
+        username=settings.username,
+        password=settings.password.get_secret_value() if settings.password else None,
+        identifier=client_id,
+        protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
+        clean_session=None if v5 else not persistent,
+        # paho refuses clean_start under 3.1.1 unless left at its default.
+        clean_start=(not persistent) if v5 else MQTT_CLEAN_START_FIRST_ONLY,
+        keepalive=settings.keepalive_s,
+        timeout=timeout_s,
+        will=will,
+        max_inflight_messages=max_inflight,
+        properties=properties,
+        tls_params=tls,
+        # Small QoS 1 exchanges: without it Nagle + delayed ACK add ~40 ms per round trip.
+        socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+    )
+    # aiomqtt warns past 10 concurrent publishes; a link to many gateways has more.
+    client.pending_calls_threshold = max_inflight
+    return client
+
+
+# --------------------------------------------------------------------------- events
+
+
+@dataclass(frozen=True, slots=True)
+class FlagChanged:
+    """A luminaire flag raised or cleared, from ``.../events``."""
+
+    gateway_id: str
+    change: FlagChange
+
+
+@dataclass(frozen=True, slots=True)
+class AvailabilityChanged:
+    """A gateway went online or offline (retained ``.../availability``, or its Last Will).
+
+    ``at`` is when the link learnt it (the payload carries no time).
+    """
+
+    gateway_id: str
+    online: bool
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionChanged:
+    """The link itself connected to (and subscribed on) the broker, or lost it."""
+
+    connected: bool
+    at: datetime
+
+
+LinkEvent = FlagChanged | AvailabilityChanged | ConnectionChanged
+
+
+@dataclass(slots=True)
+class LinkStats:
+    """Counters since the link was created (read them; the link writes them)."""
+
+    messages_in: int = 0
+    """Messages received on the link's subscriptions."""
+    malformed: int = 0
+    """Payloads or topics that broke the contract (logged, then ignored)."""
+    dropped: int = 0
+    """Messages dropped because the incoming queue was full."""
+    stray: int = 0
+    """Messages on topics outside the contract (ignored)."""
+    commands_sent: int = 0
+    acks_matched: int = 0
+    acks_unmatched: int = 0
+    """Acks for no pending command (late, after a timeout, or not ours)."""
+    timeouts: int = 0
+    """Commands not acknowledged within the ack timeout."""
+    connects: int = 0
+    """Successful connections (the first one included)."""
+    reconnects: int = 0
+    """Successful connections after the first one."""
+    connect_failures: int = 0
+    events_dropped: int = 0
+    """Events not delivered because nobody consumed ``events()`` fast enough."""
+
+
+# --------------------------------------------------------------------------- link
+
+
+@dataclass(slots=True)
+class _Pending:
+    gateway_id: str
+    addresses: frozenset[Address]
+    future: asyncio.Future[CommandResult]
+
+
+@dataclass(slots=True)
+class _GatewayState:
+    reading: GatewayReading | None = None
+    received_at: datetime | None = None
+    """Link clock when the latest state arrived (staleness is judged on this)."""
+    availability: Availability | None = None
+    malformed: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Incoming:
+    topic: str
+    payload: bytes
+
+
+_CLOSED: Final = object()
+
+
+class _EventStream:
+    """``async for`` over the link's event queue; ends when the link closes."""
+
+    def __init__(self, queue: asyncio.Queue[object]) -> None:
+        self._queue = queue
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> LinkEvent:
+        item = await self._queue.get()
+        if item is _CLOSED:
+            self._queue.put_nowait(_CLOSED)  # later iterators end too
+            raise StopAsyncIteration
+        return cast(LinkEvent, item)
+
+
+class MqttLink:
+    """One MQTT connection shared by every MQTT gateway; an async context manager.
+
+    ``ack_timeout_s``: real seconds ``apply`` waits for the gateway's ack.
+    ``stale_after_s``: clock seconds after which the latest state no longer counts
+    (``read`` raises); make it at least three state intervals of the gateways.
+    ``session_expiry_s``: how long (MQTT 5) the broker keeps the session, and so
+    queues QoS 1 messages, while the link is away.
+    ``queue_size``: bound of the incoming queue; ``events_queue_size``: of ``events()``.
+    """
+
+    def __init__(
+        self,
+        settings: MqttSettings,
+        *,
+        client_id: str | None = None,
+        clock: Clock | None = None,
+        ack_timeout_s: float = 5.0,
+        stale_after_s: float = 120.0,
+        session_expiry_s: int = 86_400,
+        queue_size: int = 10_000,
+        events_queue_size: int = 10_000,
+        reconnect_min_s: float = 0.5,
+        reconnect_max_s: float = 30.0,
+        max_inflight: int = 1000,
+    ) -> None:
+        if ack_timeout_s <= 0 or stale_after_s <= 0:
+            raise ValueError("ack_timeout_s and stale_after_s must be positive")
+        if not 0 < reconnect_min_s <= reconnect_max_s:
+            raise ValueError("need 0 < reconnect_min_s <= reconnect_max_s")
+        self.settings = settings
+        self.client_id = client_id or settings.client_id
+        self.topics = Topics(settings.prefix)
+        self.stats = LinkStats()
+        self._clock: Clock = clock or SystemClock()
+        self._ack_timeout_s = ack_timeout_s
+        self._stale_after_s = stale_after_s
+        self._session_expiry_s = session_expiry_s
+        self._reconnect_min_s = reconnect_min_s
+        self._reconnect_max_s = reconnect_max_s
+        self._max_inflight = max_inflight
+        self._incoming: asyncio.Queue[_Incoming] = asyncio.Queue(maxsize=queue_size)
+        self._events: asyncio.Queue[object] = asyncio.Queue(maxsize=events_queue_size)
+        self._pending: dict[str, _Pending] = {}
+        self._states: dict[str, _GatewayState] = {}
+        self._gateways: dict[str, MqttGateway] = {}
+        self._client: aiomqtt.Client | None = None
+        self._connected = asyncio.Event()
+        self._tg: asyncio.TaskGroup | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._entered = False
+        self._cmd_properties: Properties | None = None
+        if settings.protocol == "5":
+            # A command nobody picked up within the ack timeout is stale: let the broker drop it.
+            self._cmd_properties = _properties(PacketTypes.PUBLISH)
+            self._cmd_properties.MessageExpiryInterval = max(1, math.ceil(ack_timeout_s))
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        if self._entered:
+            raise RuntimeError("an MqttLink can be entered only once")
+        self._entered = True
+        self._tg = asyncio.TaskGroup()
+        await self._tg.__aenter__()
+        name = f"mqtt-link[{self.client_id}]"
+        self._tasks = [
+            self._tg.create_task(self._run_connection(), name=f"{name}-connection"),
+            self._tg.create_task(self._run_dispatch(), name=f"{name}-dispatch"),
+        ]
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self._tg is not None
+        for task in self._tasks:
+            task.cancel()
+        try:
+            await self._tg.__aexit__(exc_type, exc, tb)
+        finally:
+            self._tg = None
+            self._tasks = []
+            self._fail_pending("link closed")
+            self._close_events()
+
+    @property
+    def connected(self) -> bool:
+        """Connected to the broker and subscribed."""
+        return self._connected.is_set()
+
+    async def wait_connected(self, timeout_s: float = 10.0) -> None:
+        """Wait until connected and subscribed; ``GatewayUnavailable`` after ``timeout_s``."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self._connected.wait()
+        except TimeoutError as exc:
+            raise GatewayUnavailable(
+                f"MQTT broker {self.settings.host}:{self.settings.port} not reached "
+                f"within {timeout_s:g} s"
+            ) from exc
+
+    def gateway(self, gateway_id: str) -> MqttGateway:
+        """The :class:`controller.gateway.Gateway` for ``gateway_id`` on this link."""
+        gw = self._gateways.get(gateway_id)
+        if gw is None:
+            gw = self._gateways[gateway_id] = MqttGateway(self, check_gateway_id(gateway_id))
+        return gw
+
+    def events(self) -> AsyncIterator[LinkEvent]:
+        """Flag changes, availability changes and connection changes, in arrival order.
+
+        One consumer (the controller). The iteration ends when the link closes. If
+        nobody consumes, the bounded queue fills and further events are dropped
+        (``stats.events_dropped``); state and ``read`` are not affected.
+        """
+        return _EventStream(self._events)
+
+    def availability(self, gateway_id: str) -> bool | None:
+        """What the gateway last said about itself: True online, False offline, None unknown."""
+        state = self._states.get(gateway_id)
+        if state is None or state.availability is None:
+            return None
+        return state.availability is Availability.ONLINE
+
+    # -- the connection --------------------------------------------------------------
+
+    async def _run_connection(self) -> None:
+        backoff = self._reconnect_min_s
+        outage_logged = False
+        address = f"{self.settings.host}:{self.settings.port}"
+        while True:
+            client = build_client(
+                self.settings,
+                client_id=self.client_id,
+                persistent=True,
+                session_expiry_s=self._session_expiry_s,
+                timeout_s=10.0,
+                max_inflight=self._max_inflight,
+            )
+            try:
+                async with client:
+                    await self._subscribe(client)
+                    self._on_connected(client)
+                    backoff = self._reconnect_min_s
+                    if outage_logged:
+                        log.info("MQTT link %s: reconnected to %s", self.client_id, address)
+                        outage_logged = False
+                    async for message in client.messages:
+                        self._enqueue(message)
+            except aiomqtt.MqttError as exc:
+                if self._client is None:
+                    self.stats.connect_failures += 1
+                if not outage_logged:
+                    what = "lost the connection to" if self._client else "cannot connect to"
+                    log.warning("MQTT link %s: %s %s: %s", self.client_id, what, address, exc)
+                    outage_logged = True
+            finally:
+                if self._client is not None:
+                    self._on_disconnected()
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, self._reconnect_max_s)
+
+    async def _subscribe(self, client: aiomqtt.Client) -> None:
+        topics = [(self.topics.wildcard(kind), QOS) for kind in CONTROLLER_SUBSCRIPTIONS]
+        granted = await client.subscribe(topics)
+        for (topic, _), code in zip(topics, granted, strict=False):
+            if _refused(code):
+                raise aiomqtt.MqttError(f"subscription to {topic} refused: {code}")
+
+    def _on_connected(self, client: aiomqtt.Client) -> None:
+        self._client = client
+        self.stats.connects += 1
+        if self.stats.connects > 1:
+            self.stats.reconnects += 1
+        self._connected.set()
+        self._emit(ConnectionChanged(connected=True, at=self._clock.now()))
+
+    def _on_disconnected(self) -> None:
+        self._client = None
+        self._connected.clear()
+        self._fail_pending("connection to the broker lost")
+        self._emit(ConnectionChanged(connected=False, at=self._clock.now()))
+
+    def _enqueue(self, message: aiomqtt.Message) -> None:
+        payload = message.payload
+        if not isinstance(payload, bytes | bytearray):  # paho always gives bytes
+            payload = b"" if payload is None else str(payload).encode()
+        try:
+            self._incoming.put_nowait(_Incoming(message.topic.value, bytes(payload)))
+        except asyncio.QueueFull:
+            self.stats.dropped += 1
+            if self.stats.dropped == 1 or self.stats.dropped % 1000 == 0:
+                log.warning(
+                    "MQTT link %s: incoming queue full (%d), %d message(s) dropped so far",
+                    self.client_id,
+                    self._incoming.maxsize,
+                    self.stats.dropped,
+                )
+
+    def _fail_pending(self, why: str) -> None:
+        for pending in self._pending.values():
+            if not pending.future.done():
+                pending.future.set_exception(
+                    GatewayUnavailable(f"MQTT gateway {pending.gateway_id}: {why}")
+                )
+
+    def _close_events(self) -> None:
+        while True:
+            try:
+                self._events.put_nowait(_CLOSED)
+                return
+            except asyncio.QueueFull:
+                self._events.get_nowait()
+
+    def _emit(self, event: LinkEvent) -> None:
+        try:
+            self._events.put_nowait(event)
+        except asyncio.QueueFull:
+            self.stats.events_dropped += 1
+            if self.stats.events_dropped == 1 or self.stats.events_dropped % 1000 == 0:
+                log.warning(
+                    "MQTT link %s: events queue full, %d event(s) dropped so far",
+                    self.client_id,
+                    self.stats.events_dropped,
+                )
+
+    # -- dispatch ------------------------------------------------------------------
+
+    async def _run_dispatch(self) -> None:
+        while True:
+            item = await self._incoming.get()
+            self._dispatch(item.topic, item.payload)
+
+    def _dispatch(self, topic: str, payload: bytes) -> None:
+        self.stats.messages_in += 1
+        parsed = self.topics.parse(topic)
+        if parsed is None:
+            # Not one of our subscriptions: a broker bug (amqtt 0.12 sends every client the
+            # retained messages of every subscription at connect), not a gateway's fault.
+            self.stats.stray += 1
+            log.debug("MQTT link %s: ignored a message on %r", self.client_id, topic)
+            return
+        gateway_id, kind = parsed
+        state = self._states.get(gateway_id)
+        if state is None:
+            state = self._states[gateway_id] = _GatewayState()
+        try:
+            if kind is TopicKind.ACK:
+                self._on_ack(gateway_id, payload)
+            elif kind is TopicKind.STATE:
+                state.reading = decode_state(payload)
+                state.received_at = self._clock.now()
+            elif kind is TopicKind.EVENTS:
+                for change in decode_events(payload):
+                    self._emit(FlagChanged(gateway_id, change))
+            elif kind is TopicKind.AVAILABILITY:
+                availability = decode_availability(payload)
+                if availability is not state.availability:
+                    state.availability = availability
+                    online = availability is Availability.ONLINE
+                    self._emit(AvailabilityChanged(gateway_id, online, self._clock.now()))
+            else:  # a command on a topic we never subscribe to (cmd): not for us
+                raise ProtocolViolation(f"unexpected {kind} message")
+        except ProtocolViolation as exc:
+            self.stats.malformed += 1
+            state.malformed += 1
+            log.warning("MQTT gateway %s: malformed message on %s: %s", gateway_id, topic, exc)
+
+    def _on_ack(self, gateway_id: str, payload: bytes) -> None:
+        ack = decode_ack(payload)
+        pending = self._pending.get(ack.command_id)
+        if pending is None or pending.future.done():
+            self.stats.acks_unmatched += 1
+            log.info(
+                "MQTT gateway %s: ack for command %s that is not pending (late?)",
+                gateway_id,
+                ack.command_id,
+            )
+            return
+        if pending.gateway_id != gateway_id:
+            raise ProtocolViolation(
+                f"ack for command {ack.command_id} of gateway {pending.gateway_id}"
+            )
+        if ack.error is not None:
+            self.stats.acks_matched += 1
+            pending.future.set_exception(
+                CommandRejected(
+                    f"MQTT gateway {gateway_id} refused command {ack.command_id}: {ack.error}"
+                )
+            )
+            return
+        answered = ack.accepted | frozenset(ack.rejected)
+        if answered != pending.addresses:
+            unknown = sorted(answered - pending.addresses)
+            missing = sorted(pending.addresses - answered)
+            problem = ProtocolViolation(
+                f"ack for command {ack.command_id} does not match it: "
+                f"unknown address(es) {unknown[:10]}, missing {missing[:10]}"
+            )
+            pending.future.set_exception(problem)
+            raise problem
+        self.stats.acks_matched += 1
+        pending.future.set_result(ack.result())
+
+    # -- what MqttGateway calls ----------------------------------------------------
+
+    async def _apply(
+        self,
+        gateway_id: str,
+        levels: Mapping[Address, Level],
+        source: Source,
+        fade_s: float,
+    ) -> CommandResult:
+        command_id = uuid.uuid4().hex
+        if not levels:
+            return CommandResult(command_id=command_id, accepted=frozenset())
+        command = Command(command_id, Source(source), fade_s, dict(levels), self._clock.now())
+        payload = encode_command(command)  # ValueError for a level outside 0..100: a bug
+        client = self._client
+        if client is None:
+            raise GatewayUnavailable(
+                f"MQTT gateway {gateway_id}: not connected to the broker "
+                f"{self.settings.host}:{self.settings.port}"
+            )
+        state = self._states.get(gateway_id)
+        if state is not None and state.availability is Availability.OFFLINE:
+            raise GatewayUnavailable(f"MQTT gateway {gateway_id}: reports itself offline")
+        future: asyncio.Future[CommandResult] = asyncio.get_running_loop().create_future()
+        self._pending[command_id] = _Pending(gateway_id, frozenset(levels), future)
+        try:
+            async with asyncio.timeout(self._ack_timeout_s):
+                try:
+                    await client.publish(
+                        self.topics.topic(gateway_id, TopicKind.CMD),
+                        payload,
+                        qos=QOS,
+                        properties=self._cmd_properties,
+                        timeout=math.inf,
+                    )
+                except aiomqtt.MqttError as exc:
+                    raise GatewayUnavailable(
+                        f"MQTT gateway {gateway_id}: command {command_id} not sent: {exc}"
+                    ) from exc
+                self.stats.commands_sent += 1
+                return await future
+        except TimeoutError as exc:
+            self.stats.timeouts += 1
+            raise GatewayUnavailable(
+                f"MQTT gateway {gateway_id}: command {command_id} not acknowledged "
+                f"within {self._ack_timeout_s:g} s"
+            ) from exc
+        finally:
+            del self._pending[command_id]
+            if future.done() and not future.cancelled():
+                future.exception()  # retrieved: a failure after a timeout is not "lost"
+
+    def _read(self, gateway_id: str) -> GatewayReading:
+        state = self._states.get(gateway_id)
+        if state is None or state.reading is None or state.received_at is None:
+            raise GatewayUnavailable(f"MQTT gateway {gateway_id}: has not reported any state")
+        if state.availability is Availability.OFFLINE:
+            raise GatewayUnavailable(f"MQTT gateway {gateway_id}: reports itself offline")
+        age_s = (self._clock.now() - state.received_at).total_seconds()
+        if age_s > self._stale_after_s:
+            raise GatewayUnavailable(
+                f"MQTT gateway {gateway_id}: latest state is {age_s:.0f} s old "
+                f"(limit {self._stale_after_s:g} s)"
+            )
+        return state.reading
+
+
+class MqttGateway:
+    """One gateway behind an :class:`MqttLink`; implements ``controller.gateway.Gateway``.
+
+    Get it from ``link.gateway(gateway_id)``. Entering it (``async with``) does
+    nothing: the link owns the connection. Valid only while the link is open.
+    """
+
+    def __init__(self, link: MqttLink, gateway_id: str) -> None:
+        self._link = link
+        self.gateway_id = gateway_id
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        return None
+
+    @property
+    def online(self) -> bool | None:
+        """The gateway's own availability (retained/Last Will); None before it said anything."""
+        return self._link.availability(self.gateway_id)
+
+    async def apply(
+        self,
+        levels: Mapping[Address, Level],
+        *,
+        source: Source = Source.PROGRAM,
+        fade_s: float = 0.0,
+    ) -> CommandResult:
+        """Publish one command (QoS 1) and wait for the gateway's ack.
+
+        Raises ``GatewayUnavailable`` at once if the link is not connected or the
+        gateway says it is offline, and after the ack timeout if no ack came; a
+        ``GatewayUnavailable`` does not prove the command was not applied (the
+        next state tells). ``CommandRejected`` if the gateway refused the whole
+        command; ``ProtocolViolation`` if its ack does not match the command.
+        """
+        return await self._link._apply(self.gateway_id, levels, source, fade_s)
+
+    async def read(self) -> GatewayReading:
+        """The latest state the gateway reported (no request is sent).
+
+        ``GatewayUnavailable`` if it never reported, says it is offline, or its latest
+        state is older than the link's ``stale_after_s``.
+        """
+        return self._link._read(self.gateway_id)
+
+    def __repr__(self) -> str:
+        return f"MqttGateway({self.gateway_id!r})"
