@@ -10,6 +10,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from api.errors import install_error_handlers
 from api.routers import (
     audit,
+    faults,
     gateways,
     groups,
     health,
@@ -96,9 +97,8 @@ def create_app(
             allow_headers=["Authorization", "Content-Type"],
         )
     v1 = APIRouter(prefix="/api/v1")
-    for module in (
-        health, gateways, lamp_types, luminaires, groups, schedules, overrides, state, audit,
-    ):  # fmt: skip
+    routers = (health, gateways, lamp_types, luminaires, groups, schedules, overrides, state)
+    for module in (*routers, faults, audit):
         v1.include_router(module.router)
     app.include_router(v1)
     return app

@@ -22,15 +22,17 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
 from sqlalchemy import delete
 
+from controller.alerting import AlertDispatcher, FaultMonitor
 from controller.clock import Clock
 from controller.db import Database
 from controller.errors import GatewayUnavailable, LightingError
+from controller.fault_tracker import Transition, TransitionKind
 from controller.gateway import Gateway
 from controller.reconcile import Target, Tracked, plan, record_readings, record_sent
 from controller.settings import Settings
@@ -38,6 +40,9 @@ from controller.tables import ReadingRow
 from controller.targets import GatewayInfo, LuminaireInfo, TargetBook, load_target_book
 from controller.telemetry import LuminaireRef, StateRecord, TelemetrySink
 from controller.values import Address, DeviceFlag, Level, Protocol, Reading
+
+if TYPE_CHECKING:
+    from protocols.mqtt import MqttLink
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +115,10 @@ class Controller:
         self._ready = asyncio.Event()
         self._reload_lock = asyncio.Lock()
         self._reload_wanted = asyncio.Event()
+        self.monitor = FaultMonitor(settings, db)
+        self.dispatcher = AlertDispatcher(settings, db)
+        self.monitor.on_stored = self.dispatcher.poke
+        self.mqtt_link: MqttLink | None = None
         self.scheduled_wakeups = 0
 
     # -- public ------------------------------------------------------------------------
@@ -129,6 +138,18 @@ class Controller:
                 await self.reload()
             except Exception:  # a failed reload keeps the previous book
                 log.exception("reloading the configuration failed; keeping the previous one")
+
+    def fault_acted_on(self, transition: Transition) -> None:
+        """A fault was acknowledged or resolved by hand: tell the tracker, deliver alerts."""
+        if transition.kind is TransitionKind.RESOLVED:
+            self.monitor.tracker.resolve_by_hand(
+                transition.subject, transition.fault_type, transition.at, transition.actor or ""
+            )
+        elif transition.kind is TransitionKind.ACKNOWLEDGED:
+            self.monitor.tracker.acknowledge(
+                transition.subject, transition.fault_type, transition.at, transition.actor or ""
+            )
+        self.dispatcher.poke()
 
     def wake_all(self) -> None:
         """Make every gateway loop reconcile now."""
@@ -196,12 +217,15 @@ class Controller:
         for gw in self.book.gateways.values():
             if gw.enabled:
                 self.gateways[gw.id] = GatewayState(info=gw, addresses=per_gateway.get(gw.id, {}))
+        await self.monitor.restore()
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self.sink.run(), name="telemetry")
             tg.create_task(self._run_scheduler(), name="scheduler")
             tg.create_task(self._run_reloader(), name="reloader")
+            tg.create_task(self.monitor.run_writer(lambda: self.book), name="fault-writer")
+            tg.create_task(self.dispatcher.run(), name="alert-dispatcher")
             mqtt = [s for s in self.gateways.values() if s.info.protocol == Protocol.MQTT]
-            if mqtt:
+            if mqtt or self.settings.alerts.mqtt:
                 tg.create_task(self._run_mqtt(mqtt), name="mqtt-link")
             for state in self.gateways.values():
                 if state.info.protocol == Protocol.MODBUS:
@@ -295,6 +319,7 @@ class Controller:
             stale_after_s=max(60.0, 6 * self.settings.controller.mqtt_read_interval_s),
         )
         self.mqtt_link = link
+        self.dispatcher.link = link
         by_topic_id = {s.info.mqtt_id: s for s in states}
 
         @asynccontextmanager
@@ -358,6 +383,8 @@ class Controller:
             snapshot = await gateway.read()
         except GatewayUnavailable as exc:
             self._mark_offline(state, str(exc))
+            if self.book is not None:
+                self.monitor.observe(state, self.book, now, None)
             # An MQTT gateway that has not reported yet but has not said it is offline may
             # still take commands (state comes on its own schedule); try, the ack decides.
             if getattr(gateway, "online", False) is not True:
@@ -366,6 +393,8 @@ class Controller:
             self._mark_online(state, now)
             state.mains_present = snapshot.mains_present
             self._take_readings(state, snapshot.luminaires.values())
+            if self.book is not None:
+                self.monitor.observe(state, self.book, now, snapshot)
         if self.book is None:
             return
         now = self.clock.now()

@@ -130,11 +130,53 @@ class ControllerSettings(_Section):
     mqtt_ack_timeout_s: float = Field(5.0, gt=0, le=120)
 
 
+class WebhookSettings(_Section):
+    """One webhook receiver and which alerts it wants (empty list = all)."""
+
+    name: str = Field(min_length=1, max_length=100)
+    url: str = Field(pattern=r"^https?://", description="http:// or https:// URL")
+    secret: SecretStr = Field(description="Shared secret for the HMAC-SHA256 signature")
+    wards: list[str] = Field(default_factory=list)
+    severities: list[Literal["warning", "critical"]] = Field(default_factory=list)
+    types: list[str] = Field(default_factory=list)
+
+
+class AlertSettings(_Section):
+    """Where fault alerts go."""
+
+    language: Literal["vi", "en"] = "vi"
+    mqtt: bool = Field(True, description="Publish alerts on {prefix}/alerts/{ward}/{severity}")
+    webhooks: list[WebhookSettings] = Field(default_factory=list)
+    max_attempts: int = Field(10, ge=1, le=100, description="Webhook delivery attempts")
+    retry_base_s: float = Field(10.0, gt=0, description="First retry delay; doubles each time")
+
+
 class ApiSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     cors_origins: list[str] = Field(default_factory=list)
     page_size_max: int = Field(1000, ge=10, le=100_000)
+
+
+class EnergySettings(_Section):
+    """Factors for the energy reports (docs/ioc.md); both change by decree, so both are settings."""
+
+    co2_t_per_mwh: float = Field(
+        0.6592,
+        ge=0,
+        le=2,
+        description="Grid emission factor, tCO2/MWh (= kg CO2/kWh). Default: Vietnam's grid "
+        "factor for 2023, 0.6592, published by the Department of Climate Change (MONRE)",
+    )
+    tariff_vnd_per_kwh: float = Field(
+        2226.0,
+        ge=0,
+        le=100_000,
+        description="Energy price, VND/kWh, VAT excluded. Default: EVN retail tariff for public "
+        "lighting and public administrative units below 6 kV (Chiếu sáng công cộng; đơn vị hành "
+        "chính sự nghiệp, cấp điện áp dưới 6 kV), 2,226 VND/kWh from 10 May 2025 "
+        "(Decision 1279/QĐ-BCT of 9 May 2025)",
+    )
 
 
 class Settings(BaseSettings):
@@ -155,7 +197,9 @@ class Settings(BaseSettings):
     modbus: ModbusSettings = ModbusSettings()
     schedule: ScheduleSettings = ScheduleSettings()
     controller: ControllerSettings = ControllerSettings()
+    alerts: AlertSettings = AlertSettings()
     api: ApiSettings = ApiSettings()
+    energy: EnergySettings = EnergySettings()
 
     @property
     def database_url(self) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 
@@ -261,3 +261,83 @@ class EnergyDaily(SQLModel, table=True):
     energy_wh: float = 0.0
     burning_s: float = 0.0
     samples: int = 0
+
+
+class FaultRow(SQLModel, table=True):
+    """A fault on a luminaire or a gateway: one open record per (subject, type).
+
+    ``state`` is open, acknowledged or resolved; a partial unique index keeps one
+    unresolved record per (subject, type), so repeated detections update it.
+    """
+
+    __tablename__ = "fault"
+    __table_args__ = (
+        Index(
+            "uq_fault_open_subject_type",
+            "subject_kind",
+            "subject_id",
+            "fault_type",
+            unique=True,
+            sqlite_where=text("state != 'resolved'"),
+            postgresql_where=text("state != 'resolved'"),
+        ),
+        Index("ix_fault_state_ward", "state", "ward"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    subject_kind: str = Field(max_length=10)
+    subject_id: int
+    luminaire_id: int | None = Field(
+        default=None, foreign_key="luminaire.id", index=True, ondelete="SET NULL"
+    )
+    gateway_id: int | None = Field(default=None, index=True)
+    fault_type: str = Field(max_length=40, index=True)
+    severity: str = Field(max_length=10)
+    state: str = Field(max_length=15)
+    ward: str | None = Field(default=None, max_length=100)
+    street: str | None = Field(default=None, max_length=200)
+    since: datetime = Field(index=True)
+    last_seen: datetime
+    count: int = 1
+    evidence: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    acknowledged_at: datetime | None = None
+    acknowledged_by: str | None = Field(default=None, max_length=100)
+    acknowledged_note: str | None = Field(default=None, max_length=1000)
+    resolved_at: datetime | None = Field(default=None, index=True)
+    resolved_by: str | None = Field(default=None, max_length=100)
+    resolved_note: str | None = Field(default=None, max_length=1000)
+
+
+class FaultEvent(SQLModel, table=True):
+    """The history of a fault: every transition, with who did it for hand actions."""
+
+    __tablename__ = "fault_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    fault_id: int = Field(foreign_key="fault.id", index=True, ondelete="CASCADE")
+    at: datetime
+    kind: str = Field(max_length=15)
+    actor: str | None = Field(default=None, max_length=100)
+    note: str | None = Field(default=None, max_length=1000)
+    count: int = 1
+    evidence: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+
+
+class AlertOutbox(SQLModel, table=True):
+    """An alert to deliver on one channel; persisted so nothing is lost across restarts."""
+
+    __tablename__ = "alert_outbox"
+    __table_args__ = (Index("ix_alert_outbox_due", "delivered_at", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    fault_event_id: int = Field(foreign_key="fault_event.id", index=True, ondelete="CASCADE")
+    channel: str = Field(max_length=10)  # mqtt | webhook | email
+    target: str = Field(max_length=200)  # topic, webhook name, or email rule name
+    payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    idempotency_key: str = Field(max_length=100)
+    attempts: int = 0
+    next_attempt_at: datetime = Field(default_factory=utcnow)
+    delivered_at: datetime | None = None
+    gave_up_at: datetime | None = None
+    last_error: str | None = Field(default=None, max_length=500)
+    created_at: datetime = Field(default_factory=utcnow)

@@ -35,6 +35,9 @@ class LuminaireInfo:
     ward: str
     street: str
     rated_power_w: float
+    lamp_type_id: int = 0
+    latitude: float | None = None
+    longitude: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +51,18 @@ class GatewayInfo:
     mqtt_id: str | None
     ward: str | None
     enabled: bool
+    latitude: float | None = None
+    longitude: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LampTypeInfo:
+    id: int
+    name: str
+    rated_power_w: float
+    power_tolerance_pct: float
+    min_dim_level_pct: int
+    nominal_voltage_v: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +82,7 @@ class TargetBook:
     gateways: dict[int, GatewayInfo]
     calendar_of: dict[int, int]
     overrides: list[ActiveOverride] = field(default_factory=list)
+    lamp_types: dict[int, LampTypeInfo] = field(default_factory=dict)
 
     def targets(self, at: datetime, only: Iterable[int] | None = None) -> dict[int, Target]:
         """luminaire id -> target at ``at`` (for ``only`` those ids, or all)."""
@@ -150,6 +166,9 @@ async def load_target_book(
             ward=row.ward,
             street=row.street,
             rated_power_w=lamps[row.lamp_type_id].rated_power_w,
+            lamp_type_id=row.lamp_type_id,
+            latitude=row.latitude,
+            longitude=row.longitude,
         )
         for row in (await session.exec(select(Luminaire))).all()
         if row.id is not None
@@ -158,6 +177,7 @@ async def load_target_book(
         g.id: GatewayInfo(
             id=g.id, name=g.name, protocol=g.protocol, host=g.host, port=g.port,
             unit_ids=tuple(g.unit_ids), mqtt_id=g.mqtt_id, ward=g.ward, enabled=g.enabled,
+            latitude=g.latitude, longitude=g.longitude,
         )
         for g in (await session.exec(select(Gateway))).all()
         if g.id is not None
@@ -181,6 +201,18 @@ async def load_target_book(
         gateways=gateways,
         calendar_of=calendar_of,
         overrides=active,
+        lamp_types={
+            t.id: LampTypeInfo(
+                t.id,
+                t.name,
+                t.rated_power_w,
+                t.power_tolerance_pct,
+                t.min_dim_level_pct,
+                t.nominal_voltage_v,
+            )
+            for t in lamps.values()
+            if t.id is not None
+        },
     )
 
 

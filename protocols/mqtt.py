@@ -560,6 +560,31 @@ class MqttLink:
         self.stats.acks_matched += 1
         pending.future.set_result(ack.result())
 
+    async def publish(
+        self,
+        topic: str,
+        payload: bytes,
+        *,
+        qos: int = QOS,
+        retain: bool = False,
+        timeout_s: float = 10.0,
+    ) -> None:
+        """Publish an application message (e.g. an alert) on this link's connection.
+
+        Raises :class:`GatewayUnavailable` when not connected or the broker does not
+        take it within ``timeout_s`` (the caller keeps it and retries).
+        """
+        client = self._client
+        if client is None or not self.connected:
+            raise GatewayUnavailable(
+                f"MQTT broker {self.settings.host}:{self.settings.port} not connected"
+            )
+        try:
+            async with asyncio.timeout(timeout_s):
+                await client.publish(topic, payload, qos=qos, retain=retain, timeout=math.inf)
+        except (aiomqtt.MqttError, TimeoutError) as exc:
+            raise GatewayUnavailable(f"publishing to {topic} failed: {exc}") from exc
+
     # -- what MqttGateway calls ----------------------------------------------------
 
     async def _apply(
