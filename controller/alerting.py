@@ -16,13 +16,16 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import aiosmtplib
 import httpx
 from sqlmodel import col, select
 
 from controller.alert_messages import SubjectInfo, alert_body
 from controller.db import Database
+from controller.email_alerts import build_message
+from controller.email_alerts import send as send_email
 from controller.errors import GatewayUnavailable
 from controller.fault_rules import (
     LampHistory,
@@ -189,6 +192,7 @@ class AlertDispatcher:
         self.failures = 0
         self.gave_up = 0
         self._hooks = {h.name: h for h in settings.alerts.webhooks}
+        self._rules = {r.name: r for r in settings.alerts.email.rules}
 
     def poke(self) -> None:
         self.wake.set()
@@ -224,6 +228,22 @@ class AlertDispatcher:
             ).all()
             if not rows:
                 return True
+            digests = {r.target for r in rows if r.channel == "digest"}
+            rows = [r for r in rows if r.channel != "digest"]
+            for target in digests:  # every pending alert of that rule, in one e-mail
+                batch = (
+                    await session.exec(
+                        select(AlertOutbox).where(
+                            AlertOutbox.channel == "digest",
+                            AlertOutbox.target == target,
+                            col(AlertOutbox.delivered_at).is_(None),
+                            col(AlertOutbox.gave_up_at).is_(None),
+                            col(AlertOutbox.next_attempt_at) <= now,
+                        )
+                    )
+                ).all()
+                await self._send_digest(target, list(batch))
+                session.add_all(batch)
             semaphore = asyncio.Semaphore(10)
 
             async def one(row: AlertOutbox) -> None:
@@ -263,8 +283,36 @@ class AlertDispatcher:
                 )  # fmt: skip
                 if not result.ok:
                     error, retryable = result.error or f"HTTP {result.status}", result.retryable
+        elif row.channel == "email":
+            error, retryable = await self._email(row.target, [row.payload])
         else:
             error, retryable = f"unknown channel {row.channel!r}", False
+        self._settle(row, error, retryable, now)
+
+    async def _email(self, target: str, payloads: list[dict[str, Any]]) -> tuple[str | None, bool]:
+        rule = self._rules.get(target)
+        if rule is None:
+            return f"e-mail rule {target!r} is no longer configured", False
+        message = build_message(
+            rule, payloads, sender=self.settings.alerts.email.sender,
+            lang=self.settings.alerts.language,
+        )  # fmt: skip
+        try:
+            await send_email(self.settings.alerts.email, message)
+        except (OSError, aiosmtplib.SMTPException) as exc:
+            return f"SMTP: {exc}", True
+        return None, True
+
+    async def _send_digest(self, target: str, rows: list[AlertOutbox]) -> None:
+        now = datetime.now(UTC)
+        for row in rows:
+            row.attempts += 1
+        error, retryable = await self._email(target, [r.payload for r in rows])
+        for row in rows:
+            self._settle(row, error, retryable, now)
+
+    def _settle(self, row: AlertOutbox, error: str | None, retryable: bool, now: datetime) -> None:
+        """Record the outcome of an attempt: delivered, retry later, or give up."""
         if error is None:
             row.delivered_at = now
             row.last_error = None

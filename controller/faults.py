@@ -32,7 +32,7 @@ from controller.errors import Conflict, NotFound
 from controller.fault_rules import Evidence, FaultType, Quantity, Severity, SubjectKind
 from controller.fault_tracker import OpenFault, Subject, Transition, TransitionKind
 from controller.schemas import Page
-from controller.settings import AlertSettings, WebhookSettings
+from controller.settings import AlertSettings, EmailRule, WebhookSettings
 from controller.tables import AlertOutbox, FaultEvent, FaultRow, Luminaire
 
 ALERTED = frozenset({TransitionKind.OPENED, TransitionKind.ACKNOWLEDGED, TransitionKind.RESOLVED})
@@ -71,13 +71,21 @@ def _evidence(data: dict[str, Any] | None) -> Evidence | None:
     )
 
 
-def routes(webhook: WebhookSettings, fault_type: str, severity: str, ward: str | None) -> bool:
-    """Whether a webhook's routing rules want this alert (an empty rule list means all)."""
+def routes(
+    rule: WebhookSettings | EmailRule, fault_type: str, severity: str, ward: str | None
+) -> bool:
+    """Whether a receiver's routing rules want this alert (an empty rule list means all)."""
     return (
-        (not webhook.wards or (ward or "") in webhook.wards)
-        and (not webhook.severities or severity in webhook.severities)
-        and (not webhook.types or fault_type in webhook.types)
+        (not rule.wards or (ward or "") in rule.wards)
+        and (not rule.severities or severity in rule.severities)
+        and (not rule.types or fault_type in rule.types)
     )
+
+
+def digest_due(now: datetime, interval_min: int) -> datetime:
+    """The end of the digest window ``now`` falls in (windows aligned on the UTC epoch)."""
+    step = interval_min * 60
+    return datetime.fromtimestamp((int(now.timestamp()) // step + 1) * step, UTC)
 
 
 @dataclass(frozen=True, slots=True)

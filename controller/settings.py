@@ -141,12 +141,46 @@ class WebhookSettings(_Section):
     types: list[str] = Field(default_factory=list)
 
 
+class EmailRule(_Section):
+    """Who gets which alerts by email: one message per alert, or a periodic digest."""
+
+    name: str = Field(min_length=1, max_length=100)
+    to: list[str] = Field(min_length=1, description="Recipient addresses")
+    wards: list[str] = Field(default_factory=list)
+    severities: list[Literal["warning", "critical"]] = Field(default_factory=list)
+    types: list[str] = Field(default_factory=list)
+    mode: Literal["each", "digest"] = "each"
+    digest_interval_min: int = Field(60, ge=1, le=1440)
+
+    @field_validator("to")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        bad = [a for a in value if "@" not in a or a.startswith("@") or a.endswith("@")]
+        if bad:
+            raise ValueError(f"not e-mail addresses: {bad}")
+        return value
+
+
+class EmailSettings(_Section):
+    """SMTP server for alert e-mails (optional: no host, no e-mail)."""
+
+    host: str | None = None
+    port: int = Field(587, ge=1, le=65535)
+    username: str | None = None
+    password: SecretStr | None = None
+    starttls: bool = True
+    tls: bool = False
+    sender: str = "streetlight@localhost"
+    rules: list[EmailRule] = Field(default_factory=list)
+
+
 class AlertSettings(_Section):
     """Where fault alerts go."""
 
     language: Literal["vi", "en"] = "vi"
     mqtt: bool = Field(True, description="Publish alerts on {prefix}/alerts/{ward}/{severity}")
     webhooks: list[WebhookSettings] = Field(default_factory=list)
+    email: EmailSettings = EmailSettings()
     max_attempts: int = Field(10, ge=1, le=100, description="Webhook delivery attempts")
     retry_base_s: float = Field(10.0, gt=0, description="First retry delay; doubles each time")
 
