@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 
+from api.dashboard import install_dashboard
 from api.errors import install_error_handlers
 from api.routers import (
     audit,
@@ -101,4 +102,5 @@ def create_app(
     for module in (*routers, faults, audit):
         v1.include_router(module.router)
     app.include_router(v1)
+    install_dashboard(app)
     return app
