@@ -188,6 +188,7 @@ class AlertDispatcher:
         self.db = db
         self.wake = asyncio.Event()
         self.link: MqttLink | None = None
+        self.is_leader: Callable[[], bool] = lambda: True
         self.delivered = 0
         self.failures = 0
         self.gave_up = 0
@@ -212,6 +213,8 @@ class AlertDispatcher:
                     pass
 
     async def _round(self, client: httpx.AsyncClient, limit: int = 100) -> bool:
+        if not self.is_leader():
+            return True  # in a cluster only the leader delivers, so nothing goes out twice
         now = datetime.now(UTC)
         async with self.db.sessions() as session:
             rows = (

@@ -17,6 +17,7 @@ costs only its own loop; when it returns it gets the current state at once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -30,8 +31,9 @@ from sqlalchemy import delete
 
 from controller.alerting import AlertDispatcher, FaultMonitor
 from controller.clock import Clock
+from controller.cluster import Cluster, listen_config_changes, notify_config_changed
 from controller.db import Database
-from controller.errors import GatewayUnavailable, LightingError
+from controller.errors import ConfigError, GatewayUnavailable, LightingError
 from controller.fault_tracker import Transition, TransitionKind
 from controller.gateway import Gateway
 from controller.reconcile import Target, Tracked, plan, record_readings, record_sent
@@ -50,6 +52,18 @@ GatewayOpener = Callable[[GatewayInfo, int], AbstractAsyncContextManager[Gateway
 """Opens a driver for a gateway serving ``n`` luminaire addresses."""
 
 PLAN_HORIZON = timedelta(hours=36)
+
+
+def raise_if_cancelled() -> None:
+    """Re-raise a cancellation that a library swallowed.
+
+    Python 3.11's ``asyncio.wait_for`` (used inside pymodbus) can drop a cancellation
+    that races with the awaited result; the task then runs on with ``cancelling() > 0``
+    and its TaskGroup waits for ever. The loops call this at every turn.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 MISFIRE_GRACE_S = 120
 
 
@@ -115,10 +129,15 @@ class Controller:
         self._ready = asyncio.Event()
         self._reload_lock = asyncio.Lock()
         self._reload_wanted = asyncio.Event()
+        self._notify_wanted = asyncio.Event()
         self.monitor = FaultMonitor(settings, db)
         self.dispatcher = AlertDispatcher(settings, db)
         self.monitor.on_stored = self.dispatcher.poke
+        self.dispatcher.is_leader = lambda: self.leader
         self.mqtt_link: MqttLink | None = None
+        self.cluster: Cluster | None = None
+        self._loops: dict[int, asyncio.Task[None]] = {}
+        self._link_ready = asyncio.Event()
         self.scheduled_wakeups = 0
 
     # -- public ------------------------------------------------------------------------
@@ -127,8 +146,22 @@ class Controller:
         await self._ready.wait()
 
     def request_reload(self) -> None:
-        """Ask for a reload soon (coalesced); safe to call from any request handler."""
+        """Ask for a reload soon (coalesced); safe to call from any request handler.
+
+        In a cluster every other instance is told too (PostgreSQL NOTIFY).
+        """
         self._reload_wanted.set()
+        if self.cluster is not None:
+            self._notify_wanted.set()
+
+    async def _run_notifier(self) -> None:
+        while True:
+            await self._notify_wanted.wait()
+            self._notify_wanted.clear()
+            try:
+                await notify_config_changed(self.db)
+            except Exception as exc:  # the others reload by themselves at the daily plan
+                log.warning("cluster: could not notify the other instances: %s", exc)
 
     async def _run_reloader(self) -> None:
         while True:
@@ -218,22 +251,75 @@ class Controller:
             if gw.enabled:
                 self.gateways[gw.id] = GatewayState(info=gw, addresses=per_gateway.get(gw.id, {}))
         await self.monitor.restore()
+        if self.settings.cluster.enabled:
+            if self.db.is_sqlite:
+                raise ConfigError("cluster.enabled needs PostgreSQL (database.url)")
+            self.cluster = Cluster(self.db, self.settings.cluster, on_release=self._stop_gateways)
+            self.cluster.set_gateways(self.gateways)
+        needs_link = self.settings.alerts.mqtt or any(
+            s.info.protocol == Protocol.MQTT for s in self.gateways.values()
+        )
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self.sink.run(), name="telemetry")
             tg.create_task(self._run_scheduler(), name="scheduler")
             tg.create_task(self._run_reloader(), name="reloader")
             tg.create_task(self.monitor.run_writer(lambda: self.book), name="fault-writer")
             tg.create_task(self.dispatcher.run(), name="alert-dispatcher")
-            mqtt = [s for s in self.gateways.values() if s.info.protocol == Protocol.MQTT]
-            if mqtt or self.settings.alerts.mqtt:
-                tg.create_task(self._run_mqtt(mqtt), name="mqtt-link")
-            for state in self.gateways.values():
-                if state.info.protocol == Protocol.MODBUS:
-                    opener = self._openers.get(Protocol.MODBUS, self._open_modbus)
-                    tg.create_task(
+            if needs_link:
+                tg.create_task(self._run_mqtt(), name="mqtt-link")
+            else:
+                self._link_ready.set()
+            if self.cluster is not None:
+                tg.create_task(self.cluster.run(), name="cluster")
+                tg.create_task(
+                    listen_config_changes(self.db, self._reload_wanted.set), name="cluster-config"
+                )
+                tg.create_task(self._run_notifier(), name="cluster-notify")
+            tg.create_task(self._supervise(), name="gateways")
+            self._ready.set()
+
+    @property
+    def leader(self) -> bool:
+        """Whether this instance runs housekeeping and alert delivery (always, alone)."""
+        return self.cluster is None or self.cluster.leader
+
+    def _wanted_gateways(self) -> set[int]:
+        if self.cluster is None:
+            return set(self.gateways)
+        return {g for g in self.cluster.owned if g in self.gateways}
+
+    async def _supervise(self) -> None:
+        """Keep one loop running for every gateway this instance drives."""
+        await self._link_ready.wait()
+        async with asyncio.TaskGroup() as tg:
+            while True:
+                for gid in self._wanted_gateways() - self._loops.keys():
+                    state = self.gateways[gid]
+                    opener = (
+                        self._open_mqtt
+                        if state.info.protocol == Protocol.MQTT
+                        else self._openers.get(Protocol.MODBUS, self._open_modbus)
+                    )
+                    state.online = None
+                    state.last_refresh = None  # a gateway taken over gets every target at once
+                    self._loops[gid] = tg.create_task(
                         self._gateway_loop(state, opener), name=f"gateway[{state.info.name}]"
                     )
-            self._ready.set()
+                cluster = self.cluster
+                if cluster is None:
+                    await asyncio.Event().wait()  # alone: every gateway, for good
+                    continue
+                await cluster.changed.wait()
+                cluster.changed.clear()
+
+    async def _stop_gateways(self, ids: set[int]) -> None:
+        """Stop driving ``ids`` (their leases are about to go) and wait until they stopped."""
+        tasks = [self._loops.pop(g) for g in ids if g in self._loops]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def _run_scheduler(self) -> None:
         scheduler = AsyncIOScheduler(
@@ -284,6 +370,8 @@ class Controller:
 
     async def _daily(self) -> None:
         await self.reload()
+        if not self.leader:
+            return
         cutoff = self.clock.now() - timedelta(days=self.settings.controller.reading_retention_days)
         try:
             async with self.db.engine.begin() as conn:
@@ -309,36 +397,37 @@ class Controller:
         ) as gw:
             yield gw
 
-    async def _run_mqtt(self, states: list[GatewayState]) -> None:
+    async def _run_mqtt(self) -> None:
         from protocols.mqtt import AvailabilityChanged, MqttLink
 
         link = MqttLink(
             self.settings.mqtt,
+            client_id=f"{self.settings.mqtt.client_id}-{self.settings.cluster.instance_id}"
+            if self.settings.cluster.enabled
+            else None,
             clock=self.clock,
             ack_timeout_s=self.settings.controller.mqtt_ack_timeout_s,
             stale_after_s=max(60.0, 6 * self.settings.controller.mqtt_read_interval_s),
         )
         self.mqtt_link = link
         self.dispatcher.link = link
-        by_topic_id = {s.info.mqtt_id: s for s in states}
-
-        @asynccontextmanager
-        async def open_mqtt(info: GatewayInfo, _count: int) -> AsyncIterator[Gateway]:
-            assert info.mqtt_id is not None
-            async with link.gateway(info.mqtt_id) as gw:
-                yield gw
-
-        async with link, asyncio.TaskGroup() as tg:
-            for state in states:
-                tg.create_task(
-                    self._gateway_loop(state, open_mqtt), name=f"gateway[{state.info.name}]"
-                )
+        by_topic_id = {
+            s.info.mqtt_id: s for s in self.gateways.values() if s.info.protocol == Protocol.MQTT
+        }
+        async with link:
+            self._link_ready.set()
             async for event in link.events():
                 if isinstance(event, AvailabilityChanged):
                     changed = by_topic_id.get(event.gateway_id)
                     if changed is not None and event.online:
                         changed.wake.set()  # back: catch up at once
                 self.on_link_event(event)
+
+    @asynccontextmanager
+    async def _open_mqtt(self, info: GatewayInfo, _count: int) -> AsyncIterator[Gateway]:
+        assert info.mqtt_id is not None and self.mqtt_link is not None
+        async with self.mqtt_link.gateway(info.mqtt_id) as gw:
+            yield gw
 
     def on_link_event(self, event: object) -> None:
         """Hook for fault detection (issue 6); the controller itself needs none."""
@@ -351,6 +440,7 @@ class Controller:
     async def _gateway_loop(self, state: GatewayState, opener: GatewayOpener) -> None:
         backoff = 0.5
         while True:
+            raise_if_cancelled()
             try:
                 count = max(state.addresses, default=-1) + 1
                 async with opener(state.info, count) as gateway:
@@ -364,8 +454,10 @@ class Controller:
     async def _serve(self, state: GatewayState, gateway: Gateway) -> None:
         loop = asyncio.get_running_loop()
         while True:
+            raise_if_cancelled()
             started = loop.time()
             await self._cycle(state, gateway)
+            raise_if_cancelled()
             state.cycles += 1
             state.last_cycle_s = loop.time() - started
             real_wait = self._interval_s(state) / self.clock.speed
@@ -407,6 +499,7 @@ class Controller:
         if refresh:
             state.last_refresh = now
         for batch in plan(targets, state.tracked, now, refresh=refresh):
+            raise_if_cancelled()
             try:
                 result = await gateway.apply(batch.levels, source=batch.source, fade_s=batch.fade_s)
             except GatewayUnavailable as exc:

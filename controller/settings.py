@@ -9,11 +9,20 @@ so a typo never silently falls back to a default.
 from __future__ import annotations
 
 import contextvars
+import socket
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -185,6 +194,26 @@ class AlertSettings(_Section):
     retry_base_s: float = Field(10.0, gt=0, description="First retry delay; doubles each time")
 
 
+class ClusterSettings(_Section):
+    """Several controller processes on one PostgreSQL: gateways are shared out by leases."""
+
+    enabled: bool = Field(False, description="Needs PostgreSQL; one instance otherwise")
+    instance_id: str = Field(
+        default_factory=socket.gethostname,
+        min_length=1,
+        max_length=100,
+        description="Stable per instance: a restarted instance takes its leases back at once",
+    )
+    lease_ttl_s: float = Field(15.0, ge=3, le=300)
+    renew_interval_s: float = Field(5.0, gt=0, le=100)
+
+    @model_validator(mode="after")
+    def _renew_before_expiry(self) -> Self:
+        if self.renew_interval_s * 2 > self.lease_ttl_s:
+            raise ValueError("renew_interval_s must be at most half of lease_ttl_s")
+        return self
+
+
 class ApiSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
@@ -213,6 +242,46 @@ class EnergySettings(_Section):
     )
 
 
+class SecuritySettings(_Section):
+    """What ``streetlight serve`` refuses in production, and the API's protections.
+
+    Every ``allow_*`` switch lifts one refusal of the production checks
+    (``controller/production.py``, docs/operations.md): turn one on only with a reason
+    written next to it in the config file.
+    """
+
+    allow_anonymous_broker: bool = Field(
+        False, description="Allow an MQTT broker without username and password"
+    )
+    allow_plaintext_broker: bool = Field(
+        False, description="Allow MQTT without TLS to a broker that is not on loopback"
+    )
+    allow_insecure_database: bool = Field(
+        False, description="Allow PostgreSQL without ssl=require to a host that is not local"
+    )
+    allow_sqlite: bool = Field(False, description="Allow SQLite in production (a small site)")
+    behind_tls_proxy: bool = Field(
+        False,
+        description="A TLS-terminating reverse proxy is in front of the API: allows api.host "
+        "other than loopback",
+    )
+    auth_failures_per_minute: int = Field(
+        10, ge=1, le=10_000, description="Failed authentications per client address per minute"
+    )
+    auth_tracked_addresses: int = Field(
+        10_000, ge=100, le=1_000_000, description="Client addresses remembered (bounded memory)"
+    )
+    hsts: bool = Field(False, description="Send Strict-Transport-Security (only behind HTTPS)")
+    hsts_max_age_s: int = Field(31_536_000, ge=0)
+    content_security_policy: str | None = Field(
+        None, description="Replace the default Content-Security-Policy of every page but /docs"
+    )
+    docs_asset_origins: list[str] = Field(
+        default_factory=lambda: ["https://cdn.jsdelivr.net"],
+        description="Where /docs may load Swagger UI's script and styles from",
+    )
+
+
 class Settings(BaseSettings):
     """Everything configurable, validated at start-up."""
 
@@ -232,8 +301,10 @@ class Settings(BaseSettings):
     schedule: ScheduleSettings = ScheduleSettings()
     controller: ControllerSettings = ControllerSettings()
     alerts: AlertSettings = AlertSettings()
+    cluster: ClusterSettings = ClusterSettings()
     api: ApiSettings = ApiSettings()
     energy: EnergySettings = EnergySettings()
+    security: SecuritySettings = SecuritySettings()
 
     @property
     def database_url(self) -> str:

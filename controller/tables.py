@@ -341,3 +341,27 @@ class AlertOutbox(SQLModel, table=True):
     gave_up_at: datetime | None = None
     last_error: str | None = Field(default=None, max_length=500)
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class ControllerInstance(SQLModel, table=True):
+    """A running controller process (cluster mode): its heartbeat."""
+
+    __tablename__ = "controller_instance"
+
+    id: str = Field(primary_key=True, max_length=100)
+    started_at: datetime = Field(default_factory=utcnow)
+    last_seen: datetime = Field(default_factory=utcnow)
+
+
+class Lease(SQLModel, table=True):
+    """Who drives a gateway (``gateway:<id>``) or leads housekeeping (``leader``), until when.
+
+    Times are the database server's (``now()``), so instances never compare clocks.
+    """
+
+    __tablename__ = "lease"
+
+    name: str = Field(primary_key=True, max_length=100)
+    owner: str = Field(max_length=100, index=True)
+    expires_at: datetime
+    acquired_at: datetime = Field(default_factory=utcnow)

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import os
 import shutil
+import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from pathlib import Path
@@ -34,9 +36,28 @@ def require_service(name: str, reason: str) -> None:
     pytest.skip(message)
 
 
+TASK_DUMP_AFTER_S = float(os.environ.get("STREETLIGHT_TEST_TASK_DUMP_S", "240"))
+
+
+async def _dump_tasks_later() -> None:
+    """Print every task's stack if the test is still running (hang diagnosis)."""
+    await asyncio.sleep(TASK_DUMP_AFTER_S)
+    print(f"\n--- asyncio tasks after {TASK_DUMP_AFTER_S:g} s ---", file=sys.stderr)
+    for task in asyncio.all_tasks():
+        if task is not asyncio.current_task():
+            print(f"* {task.get_name()}", file=sys.stderr)
+            task.print_stack(limit=8, file=sys.stderr)
+
+
 @pytest.fixture
 async def _no_leaked_tasks() -> AsyncIterator[None]:
-    yield
+    watchdog = asyncio.get_running_loop().create_task(_dump_tasks_later(), name="test-watchdog")
+    try:
+        yield
+    finally:
+        watchdog.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watchdog
     current = asyncio.current_task()
     for _ in range(3):  # let cancellations that are already in flight finish
         await asyncio.sleep(0)
