@@ -11,16 +11,19 @@ from api.dashboard import install_dashboard
 from api.errors import install_error_handlers
 from api.routers import (
     audit,
+    energy,
     faults,
     gateways,
     groups,
     health,
     lamp_types,
     luminaires,
+    ngsi,
     overrides,
     schedules,
     state,
 )
+from api.security import install_security
 from controller.clock import Clock
 from controller.db import Database
 from controller.runtime import Controller
@@ -97,10 +100,13 @@ def create_app(
             allow_methods=["GET", "POST", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type"],
         )
+    install_security(app, settings)  # after every add_middleware: it must be outermost
     v1 = APIRouter(prefix="/api/v1")
     routers = (health, gateways, lamp_types, luminaires, groups, schedules, overrides, state)
     for module in (*routers, faults, audit):
         v1.include_router(module.router)
+    v1.include_router(energy.router)
     app.include_router(v1)
+    app.include_router(ngsi.router, prefix="/ngsi-ld/v1")
     install_dashboard(app)
     return app

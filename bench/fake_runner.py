@@ -31,8 +31,8 @@ from typing import Any
 
 from controller.clock import SystemClock
 from controller.settings import MqttSettings
-from fake_luminaires.model import FakeGateway
 from fake_luminaires.modbus_front import ModbusFront
+from fake_luminaires.model import FakeGateway
 from fake_luminaires.mqtt_front import FakeMqttFleet
 
 

@@ -74,6 +74,10 @@ class AcceleratedClock:
         elapsed = (time.time() - self.origin) * self._speed
         return self._start + timedelta(seconds=elapsed)
 
+    def jump(self, seconds: float) -> None:
+        """Step the clock by ``seconds`` (as an NTP correction or a hand change would)."""
+        self._start += timedelta(seconds=seconds)
+
     def real_seconds(self, simulated: float) -> float:
         """Real seconds that ``simulated`` seconds of this clock take."""
         return simulated / self._speed

@@ -14,11 +14,15 @@ Definitions (docs/ioc.md has the long version):
   between a sunset and the next sunrise (``schedules.sun``: the sun's upper limb on the
   horizon with standard refraction, as almanacs give them). A luminaire counts only in the
   days (hours) it has a rollup row, i.e. in which it reported; a luminaire that did not
-  report has neither energy nor baseline, so missing data never shows as savings.
+  report has neither energy nor baseline, so missing data never shows as savings. Dark time
+  after the moment of the request does not count (tonight's darkness is not a saving yet).
 * **savings** = baseline - energy (negative when lamps burned more than the baseline, e.g.
   day burners); **savings_pct** = savings / baseline x 100 (``None`` when the baseline is 0).
 * **co2_kg** = energy in kWh x the grid factor (tCO2/MWh = kg/kWh); **cost_vnd** = energy in
   kWh x the tariff (``settings.energy``).
+
+Rounding, on output only: kWh and kg to 3 decimals (Wh, g), percent to 1, hours to 2, VND to
+whole dong.
 
 Keys: ``ward`` and ``gateway`` on day/month periods are the ones copied into
 ``energy_daily`` when the energy was recorded (true to where it was used); ``energy_hourly``
@@ -42,7 +46,7 @@ from zoneinfo import ZoneInfo
 from pydantic import ConfigDict, Field
 from sqlalchemy import Date, Float, Integer, column, literal, union_all, values
 from sqlalchemy import select as core_select
-from sqlalchemy.sql import ColumnElement, Select
+from sqlalchemy.sql import Select
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -98,7 +102,7 @@ class EnergyRow(_Out):
     savings_kwh: float = Field(description="baseline_kwh - energy_kwh")
     savings_pct: float | None = Field(description="savings / baseline x 100; null if no baseline")
     co2_kg: float = Field(description="energy_kwh x grid factor (kg CO2)")
-    cost_vnd: float = Field(description="energy_kwh x tariff (VND, VAT excluded)")
+    cost_vnd: int = Field(description="energy_kwh x tariff, whole VND, VAT excluded")
     burning_hours: float = Field(description="Lamp-hours lit, summed over the luminaires")
     luminaires: int = Field(description="Luminaires that reported in the period")
 
@@ -265,9 +269,12 @@ class _Bucket:
 
 
 def _date_buckets(
-    site: Site, rng: ReportRange
+    site: Site, rng: ReportRange, now: datetime | None
 ) -> tuple[list[_Bucket], list[tuple[date, int, float]]]:
-    """Buckets of a day/month report, and (day, bucket index, dark seconds) for every day."""
+    """Buckets of a day/month report, and (day, bucket index, dark seconds) for every day.
+
+    Dark time after ``now`` does not count: today's darkness still to come is no saving.
+    """
     assert rng.first_day is not None and rng.last_day is not None
     tz = site.tzinfo
     buckets: list[_Bucket] = []
@@ -284,7 +291,8 @@ def _date_buckets(
         else:
             previous = buckets[index[label]]
             buckets[index[label]] = _Bucket(label, previous.start, day_end)
-        days.append((day, index[label], dark_seconds(site, day_start, day_end)))
+        dark_end = day_end if now is None else min(day_end, now)
+        days.append((day, index[label], dark_seconds(site, day_start, dark_end)))
         day += timedelta(days=1)
     return buckets, days
 
@@ -317,13 +325,12 @@ def _keyed(
     stmt: Select[Any],
     group_by: GroupBy,
     luminaire_id: Any,
-    columns: Any,
+    ward_or_gateway: Any,
     groups: Sequence[LuminaireGroup],
 ) -> tuple[Select[Any], Any]:
-    """The key column (``None`` for total) and the joins it needs.
+    """The key column (``None`` for total), joining the group membership when needed.
 
-    ``columns`` gives the ward and gateway columns: ``booked`` from the daily rollup, or the
-    luminaire's current ones (a mapping by :class:`GroupBy`) for hourly reports.
+    ``ward_or_gateway`` is the column to key on for ``ward`` and ``gateway``.
     """
     if group_by is GroupBy.TOTAL:
         return stmt, None
@@ -332,9 +339,7 @@ def _keyed(
     if group_by is GroupBy.GROUP:
         members = _membership(groups)
         return stmt.join(members, members.c.luminaire_id == luminaire_id), members.c.group_id
-    if isinstance(columns, dict):
-        return stmt, columns[group_by]
-    return stmt, columns.booked
+    return stmt, ward_or_gateway
 
 
 async def _aggregate(
@@ -423,6 +428,18 @@ def _row(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _Request:
+    site: Site
+    energy: EnergySettings
+    rng: ReportRange
+    group_by: GroupBy
+    groups: Sequence[LuminaireGroup]
+    limit: int
+    offset: int
+    now: datetime | None
+
+
 async def energy_report(
     *,
     session: AsyncSession,
@@ -432,22 +449,27 @@ async def energy_report(
     group_by: GroupBy,
     limit: int,
     offset: int,
+    now: datetime | None = None,
 ) -> EnergyReport:
-    """One page of the report for ``rng`` (see the module doc for every definition)."""
-    tz = site.tzinfo
+    """One page of the report for ``rng`` (see the module doc for every definition).
+
+    With ``now``, the baseline counts dark time only up to ``now``, so a period still under
+    way is compared with the darkness that has passed, not with the whole night.
+    """
     groups: list[LuminaireGroup] = []
     if group_by is GroupBy.GROUP:
         groups = list(
             (await session.exec(select(LuminaireGroup).order_by(col(LuminaireGroup.id)))).all()
         )
+    req = _Request(site, energy, rng, group_by, groups, limit, offset, now)
     rows: list[EnergyRow] = []
     total = 0
     if group_by is not GroupBy.GROUP or groups:
         if rng.interval is Interval.HOUR:
-            rows, total = await _hourly(session, site, energy, rng, group_by, groups, limit, offset)
+            rows, total = await _hourly(session, req)
         else:
-            rows, total = await _daily(session, site, energy, rng, group_by, groups, limit, offset)
-    first, last = rng.echo(tz)
+            rows, total = await _daily(session, req)
+    first, last = rng.echo(site.tzinfo)
     return EnergyReport(
         items=rows,
         total=total,
@@ -463,18 +485,10 @@ async def energy_report(
     )
 
 
-async def _daily(
-    session: AsyncSession,
-    site: Site,
-    energy: EnergySettings,
-    rng: ReportRange,
-    group_by: GroupBy,
-    groups: Sequence[LuminaireGroup],
-    limit: int,
-    offset: int,
-) -> tuple[list[EnergyRow], int]:
+async def _daily(session: AsyncSession, req: _Request) -> tuple[list[EnergyRow], int]:
+    rng, group_by = req.rng, req.group_by
     # Sun events cost about a millisecond per uncached day: off the event loop.
-    buckets, days = await asyncio.to_thread(_date_buckets, site, rng)
+    buckets, days = await asyncio.to_thread(_date_buckets, req.site, rng, req.now)
     nights = (
         values(
             column("day", Date), column("bucket", Integer), column("dark_s", Float), name="nights"
@@ -482,88 +496,91 @@ async def _daily(
         .data(days)
         .cte("nights")
     )
-    # Two steps, so the big table is read once with no join but the small calendar: per
-    # luminaire (and ward or gateway, as booked) and bucket, then per key with rated power.
+    # Months: first per luminaire (and ward or gateway, as booked) and month, reading the big
+    # table with no join but the small calendar, then per key with the rated power. Days: one
+    # step, as a rollup row already is one luminaire and one day.
     e = EnergyDaily
     booked = {GroupBy.WARD: col(e.ward), GroupBy.GATEWAY: col(e.gateway_id)}.get(group_by)
-    per_luminaire = [col(e.luminaire_id).label("lid"), nights.c.bucket.label("bucket")]
+    keys = [col(e.luminaire_id).label("lid"), nights.c.bucket.label("bucket")]
     if booked is not None:
-        per_luminaire.append(booked.label("booked"))
-    inner = (
-        core_select(
-            *per_luminaire,
-            func.sum(e.energy_wh).label("energy_wh"),
-            func.sum(e.burning_s).label("burning_s"),
-            func.sum(nights.c.dark_s).label("dark_s"),
-        )
+        keys.append(booked.label("booked"))
+    month = rng.interval is Interval.MONTH
+    sums = [
+        (func.sum(e.energy_wh) if month else col(e.energy_wh)).label("energy_wh"),
+        (func.sum(e.burning_s) if month else col(e.burning_s)).label("burning_s"),
+        (func.sum(nights.c.dark_s) if month else nights.c.dark_s).label("dark_s"),
+    ]
+    inner_stmt = (
+        core_select(*keys, *sums)
         .join(nights, nights.c.day == col(e.day))
         .where(col(e.day) >= rng.first_day, col(e.day) <= rng.last_day)
-        .group_by(*per_luminaire)
-        .subquery("per_luminaire")
     )
+    inner = (inner_stmt.group_by(*keys) if month else inner_stmt).subquery("per_luminaire")
     stmt = (
         core_select(inner.c.lid)
         .join(Luminaire, col(Luminaire.id) == inner.c.lid)
         .join(LampType, col(LampType.id) == col(Luminaire.lamp_type_id))
     )
-    stmt, key = _keyed(stmt, group_by, inner.c.lid, inner.c, groups)
+    stmt, key = _keyed(
+        stmt, group_by, inner.c.lid, inner.c.booked if booked is not None else None, req.groups
+    )
     measures = [
         func.sum(inner.c.energy_wh),
         func.sum(inner.c.burning_s),
         func.sum(col(LampType.rated_power_w) * inner.c.dark_s),
         func.count(),  # one inner row per luminaire and key
     ]
-    aggs, total = await _aggregate(session, stmt, inner.c.bucket, key, measures, limit, offset)
-    names = await _names(session, group_by, {a.key for a in aggs}, site.name)
+    aggs, total = await _aggregate(
+        session, stmt, inner.c.bucket, key, measures, req.limit, req.offset
+    )
+    names = await _names(session, group_by, {a.key for a in aggs}, req.site.name)
+    tz = req.site.tzinfo
     return [
-        _row(
-            buckets[a.bucket], a.key, names.get(a.key), a, a.baseline_factor / 3600.0, energy,
-            site.tzinfo,
-        )
+        _row(buckets[a.bucket], a.key, names.get(a.key), a, a.baseline_factor / 3600.0,
+             req.energy, tz)
         for a in aggs
     ], total  # fmt: skip
 
 
-async def _hourly(
-    session: AsyncSession,
-    site: Site,
-    energy: EnergySettings,
-    rng: ReportRange,
-    group_by: GroupBy,
-    groups: Sequence[LuminaireGroup],
-    limit: int,
-    offset: int,
-) -> tuple[list[EnergyRow], int]:
+async def _hourly(session: AsyncSession, req: _Request) -> tuple[list[EnergyRow], int]:
     h = EnergyHourly
     base = (
-        core_select(h.luminaire_id)
+        core_select(col(h.luminaire_id))
         .join(Luminaire, col(Luminaire.id) == col(h.luminaire_id))
         .join(LampType, col(LampType.id) == col(Luminaire.lamp_type_id))
-        .where(col(h.hour) >= rng.start, col(h.hour) < rng.end)
+        .where(col(h.hour) >= req.rng.start, col(h.hour) < req.rng.end)
     )
     current = {GroupBy.WARD: col(Luminaire.ward), GroupBy.GATEWAY: col(Luminaire.gateway_id)}
-    stmt, key = _keyed(base, group_by, col(h.luminaire_id), current, groups)
+    stmt, key = _keyed(
+        base, req.group_by, col(h.luminaire_id), current.get(req.group_by), req.groups
+    )
     measures = [
         func.sum(h.energy_wh),
         func.sum(h.burning_s),
         func.sum(LampType.rated_power_w),
         func.count(),  # one row per luminaire and hour
     ]
-    aggs, total = await _aggregate(session, stmt, col(h.hour), key, measures, limit, offset)
-    names = await _names(session, group_by, {a.key for a in aggs}, site.name)
-    tz = site.tzinfo
+    aggs, total = await _aggregate(session, stmt, col(h.hour), key, measures, req.limit, req.offset)
+    names = await _names(session, req.group_by, {a.key for a in aggs}, req.site.name)
+    tz = req.site.tzinfo
     hours = sorted({_as_utc(a.bucket) for a in aggs})
-    dark = await asyncio.to_thread(
-        lambda: {hour: dark_seconds(site, hour, hour + timedelta(hours=1)) for hour in hours}
-    )
-    out = []
+
+    def dark_of_hours() -> dict[datetime, float]:
+        out = {}
+        for hour in hours:
+            end = hour + timedelta(hours=1)
+            out[hour] = dark_seconds(req.site, hour, end if req.now is None else min(end, req.now))
+        return out
+
+    dark = await asyncio.to_thread(dark_of_hours)
+    rows = []
     for a in aggs:
         hour = _as_utc(a.bucket)
         label = hour.astimezone(tz).isoformat(timespec="minutes")
         bucket = _Bucket(label, hour, hour + timedelta(hours=1))
         baseline_wh = a.baseline_factor * dark[hour] / 3600.0
-        out.append(_row(bucket, a.key, names.get(a.key), a, baseline_wh, energy, tz))
-    return out, total
+        rows.append(_row(bucket, a.key, names.get(a.key), a, baseline_wh, req.energy, tz))
+    return rows, total
 
 
 def _as_utc(value: datetime) -> datetime:

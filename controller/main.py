@@ -21,7 +21,7 @@ from typing import Any
 import uvicorn
 
 from api.app import create_app
-from controller import auth, migrate
+from controller import auth, migrate, production
 from controller.broker import local_broker
 from controller.clock import AcceleratedClock, Clock, SystemClock
 from controller.db import Database, connect
@@ -67,6 +67,7 @@ async def run_with_api(
 async def run_service(settings: Settings, *, host: str | None, port: int | None) -> None:
     """Production: the configured database, broker and gateways, real time."""
     configure_logging()
+    await production.check_service(settings, api_host=host or settings.api.host)
     async with connect(settings.database_url, echo=settings.database.echo) as db:
         await migrate.prepare(db)
         controller = Controller(settings, db, SystemClock())
@@ -180,7 +181,8 @@ async def run_demo(
                 when = clock.now().astimezone(settings.site.tz).strftime("%Y-%m-%d %H:%M")
                 print(
                     f"\nstreetlight demo for {settings.site.name}\n"
-                    f"  Dashboard/API: {base}/api/v1   (docs: {base}/docs)\n"
+                    f"  Dashboard:     {base}/   (sign in with the admin key)\n"
+                    f"  API:           {base}/api/v1   (docs: {base}/docs)\n"
                     f"  Admin key:     {key}\n"
                     f"  Try:           curl -H 'Authorization: Bearer {key}' "
                     f"{base}/api/v1/state/summary\n"

@@ -64,6 +64,8 @@ def raise_if_cancelled() -> None:
     task = asyncio.current_task()
     if task is not None and task.cancelling():
         raise asyncio.CancelledError
+
+
 MISFIRE_GRACE_S = 120
 
 
@@ -139,6 +141,7 @@ class Controller:
         self._loops: dict[int, asyncio.Task[None]] = {}
         self._link_ready = asyncio.Event()
         self.scheduled_wakeups = 0
+        self.clock_jumps = 0
 
     # -- public ------------------------------------------------------------------------
 
@@ -330,10 +333,33 @@ class Controller:
         scheduler.start()
         try:
             self._plan()
-            await asyncio.Event().wait()  # runs until cancelled
+            await self._watch_clock()
         finally:
             scheduler.shutdown(wait=False)
             self._scheduler = None
+
+    async def _watch_clock(self, every_s: float = 5.0, tolerance_s: float = 30.0) -> None:
+        """Re-plan and reconcile at once when the clock jumps (NTP step, manual change).
+
+        The scheduler's jobs sit at wall-clock instants; after a jump they would fire at the
+        wrong moments or be dropped as misfires. Targets themselves are always computed from
+        ``clock.now()``, so a re-plan and a wake-up put everything right.
+        """
+        loop = asyncio.get_running_loop()
+        last_clock, last_mono = self.clock.now(), loop.time()
+        while True:
+            await asyncio.sleep(every_s)
+            now, mono = self.clock.now(), loop.time()
+            expected = (mono - last_mono) * self.clock.speed
+            drift = (now - last_clock).total_seconds() - expected
+            if abs(drift) > tolerance_s * self.clock.speed:
+                log.warning("clock jumped by %+.0f s: re-planning and reconciling", drift)
+                self.clock_jumps += 1
+                self._plan()
+                for state in self.gateways.values():
+                    state.last_refresh = None  # send every target again
+                self.wake_all()
+            last_clock, last_mono = now, mono
 
     def _plan(self) -> None:
         """(Re)build the day's jobs: a wake-up at every change instant, and the next re-plan."""

@@ -60,6 +60,7 @@ class StateRecord:
 class TelemetryStats:
     received: int = 0
     written: int = 0
+    written_readings: int = 0
     dropped: int = 0
     batches: int = 0
     failures: int = 0
@@ -278,6 +279,7 @@ class TelemetrySink:
             self.ledger.put_back(hourly, daily)
             return False
         self.stats.written += len(batch)
+        self.stats.written_readings += len(readings)
         self.stats.batches += 1
         self.stats.last_batch_s = time.perf_counter() - started
         self.stats.depth = len(self._items)

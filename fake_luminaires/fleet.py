@@ -13,6 +13,8 @@ Control interface (HTTP on loopback, JSON):
 - ``POST /faults`` ``{"gateway": name, "fault": "lamp_failure", "address": 3}``: inject
 - ``DELETE /faults`` with the same body: clear
 - ``GET  /gateways/{name}/energy``: each luminaire's exact energy counter (Wh) now
+- ``GET  /gateways/{name}/levels``: each luminaire's commanded level (%)
+- ``POST /gateways/{name}/reset``: its luminaires restart at their power-on level (0 %)
 """
 
 from __future__ import annotations
@@ -282,6 +284,20 @@ class Fleet:
         @app.delete("/faults", status_code=204)
         async def clear(body: FaultRequest) -> None:
             await self._http_change(body, inject=False)
+
+        @app.get("/gateways/{name}/levels")
+        async def levels(name: str) -> dict[int, int]:
+            if name not in self.models:
+                raise HTTPException(404, f"no gateway {name!r}")
+            return {int(a): lum.commanded_level for a, lum in self.models[name].luminaires.items()}
+
+        @app.post("/gateways/{name}/reset", status_code=204)
+        async def reset(name: str) -> None:
+            """The gateway's luminaires restart at their power-on level (0 %)."""
+            if name not in self.models:
+                raise HTTPException(404, f"no gateway {name!r}")
+            model = self.models[name]
+            model.command(dict.fromkeys(model.luminaires, 0), self.clock.now())
 
         @app.get("/gateways/{name}/energy")
         async def energy(name: str) -> dict[int, float]:

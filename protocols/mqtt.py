@@ -223,6 +223,8 @@ class _GatewayState:
     received_at: datetime | None = None
     """Link clock when the latest state arrived (staleness is judged on this)."""
     availability: Availability | None = None
+    availability_at: datetime | None = None
+    """Link clock when the latest availability notice arrived."""
     malformed: int = 0
 
 
@@ -506,8 +508,20 @@ class MqttLink:
             if kind is TopicKind.ACK:
                 self._on_ack(gateway_id, payload)
             elif kind is TopicKind.STATE:
-                state.reading = decode_state(payload)
+                reading = decode_state(payload)
+                state.reading = reading
                 state.received_at = self._clock.now()
+                if (
+                    state.availability is Availability.OFFLINE
+                    and state.availability_at is not None
+                    and reading.at > state.availability_at
+                ):
+                    # A gateway that reports state measured after it was said to be offline
+                    # is back, whatever order the broker replayed the notices in (a broker
+                    # restart can deliver a stale Last Will after the retained "online").
+                    state.availability = Availability.ONLINE
+                    state.availability_at = state.received_at
+                    self._emit(AvailabilityChanged(gateway_id, True, state.received_at))
             elif kind is TopicKind.EVENTS:
                 for change in decode_events(payload):
                     self._emit(FlagChanged(gateway_id, change))
@@ -515,8 +529,9 @@ class MqttLink:
                 availability = decode_availability(payload)
                 if availability is not state.availability:
                     state.availability = availability
+                    state.availability_at = self._clock.now()
                     online = availability is Availability.ONLINE
-                    self._emit(AvailabilityChanged(gateway_id, online, self._clock.now()))
+                    self._emit(AvailabilityChanged(gateway_id, online, state.availability_at))
             else:  # a command on a topic we never subscribe to (cmd): not for us
                 raise ProtocolViolation(f"unexpected {kind} message")
         except ProtocolViolation as exc:

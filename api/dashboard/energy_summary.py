@@ -1,0 +1,78 @@
+"""Energy today and this month, with savings, from the IOC energy reports.
+
+The numbers come from :mod:`controller.energy_report` (the code behind
+``GET /api/v1/energy``), so the overview and the IOC see the same figures. The reports
+are asked with ``now``, so today's baseline counts only the darkness that has passed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from controller.energy_report import EnergyRow, GroupBy, Interval, energy_report, parse_range
+from controller.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class EnergyTotals:
+    energy_kwh: float = 0.0
+    baseline_kwh: float = 0.0
+    co2_kg: float = 0.0
+    cost_vnd: float = 0.0
+    luminaires: int = 0
+
+    @property
+    def savings_kwh(self) -> float:
+        return self.baseline_kwh - self.energy_kwh
+
+    @property
+    def savings_pct(self) -> float | None:
+        if self.baseline_kwh <= 0:
+            return None
+        return self.savings_kwh / self.baseline_kwh * 100.0
+
+    def __add__(self, other: EnergyTotals) -> EnergyTotals:
+        return EnergyTotals(
+            self.energy_kwh + other.energy_kwh,
+            self.baseline_kwh + other.baseline_kwh,
+            self.co2_kg + other.co2_kg,
+            self.cost_vnd + other.cost_vnd,
+            max(self.luminaires, other.luminaires),
+        )
+
+
+def totals(rows: list[EnergyRow]) -> EnergyTotals:
+    out = EnergyTotals()
+    for r in rows:
+        out = out + EnergyTotals(r.energy_kwh, r.baseline_kwh, r.co2_kg, r.cost_vnd, r.luminaires)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class EnergySummary:
+    today: EnergyTotals
+    month: EnergyTotals
+
+    @property
+    def has_data(self) -> bool:
+        return self.month.energy_kwh > 0 or self.month.baseline_kwh > 0
+
+
+async def energy_summary(
+    *, session: AsyncSession, settings: Settings, now: datetime
+) -> EnergySummary:
+    tz = settings.site.tz
+    site = settings.site.to_site()
+    today = now.astimezone(tz).date()
+    out = []
+    for interval, first in ((Interval.DAY, today), (Interval.MONTH, today.replace(day=1))):
+        rng = parse_range(interval, first.isoformat(), today.isoformat(), tz)
+        report = await energy_report(
+            session=session, site=site, energy=settings.energy, rng=rng,
+            group_by=GroupBy.TOTAL, limit=10, offset=0, now=now,
+        )  # fmt: skip
+        out.append(totals(report.items))
+    return EnergySummary(today=out[0], month=out[1])
