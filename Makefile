@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test check lint typecheck venv bench bench-import clean
+.PHONY: demo test check lint typecheck venv bench bench-import bench-protocols clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "streetlight needs Python 3.11 or newer")'
@@ -34,7 +34,10 @@ check: lint typecheck
 bench-import: $(STAMP)
 	$(BIN)/python -m bench.import_bench
 
-bench: bench-import
+bench-protocols: $(STAMP)
+	$(BIN)/python -m bench.protocols
+
+bench: bench-import bench-protocols
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

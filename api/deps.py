@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -71,7 +71,7 @@ class Pagination:
 def get_pagination(
     settings: SettingsDep,
     limit: Annotated[int, Query(ge=1, description="Page size")] = 100,
-    offset: Annotated[int, Query(ge=0, description="Items to skip")] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1, description="Items to skip")] = 0,
 ) -> Pagination:
     if limit > settings.api.page_size_max:
         raise InvalidInput(
@@ -82,3 +82,8 @@ def get_pagination(
 
 
 PageDep = Annotated[Pagination, Depends(get_pagination)]
+
+MAX_ID = 2**31 - 1
+"""Ids are 32-bit integers in the database: larger ones are refused at the edge (422)."""
+IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
+IdQuery = Annotated[int | None, Query(ge=1, le=MAX_ID)]

@@ -2,8 +2,16 @@
 
 ``install_security(app, settings)`` adds one pure ASGI middleware, outermost, so its headers
 are on every response the application gives: routes, errors, CORS preflights, the
-dashboard, ``/docs``. (An unhandled exception's bare 500 comes from Starlette's own
-outermost error middleware and carries none: there is none to give in this API.)
+dashboard, ``/docs``. A response that sets one of these headers itself keeps its own (the
+dashboard's pages set a Content-Security-Policy that allows their map-tile server). An
+unhandled exception's bare 500 comes from Starlette's own outermost error middleware and
+carries none.
+
+**Content-Security-Policy.** By default everything from the API's own origin, no inline
+script, no framing (``security.content_security_policy`` replaces it). The docs pages get
+their own: Swagger UI's files from ``security.docs_asset_origins`` (FastAPI takes them from
+``https://cdn.jsdelivr.net``), and the page's one inline script allowed by its SHA-256, not by
+``'unsafe-inline'``.
 
 **Failed authentication.** A request that presents credentials (an ``Authorization``
 header, or a POST of the dashboard's sign-in form, :data:`LOGIN_PATHS`) and gets 401 counts

@@ -4,13 +4,16 @@ Run: ``python -m bench.reports_bench`` (``--luminaires``, ``--days``, ``--repeat
 Fills the rollup by bulk insert (executemany on SQLite, COPY on PostgreSQL), runs ANALYZE
 as autovacuum would, then times :func:`controller.energy_report.energy_report` the way the
 API calls it: the headline is the ward x month report over the whole year (target < 100 ms);
-other shapes are printed for context. "cold" is the first call in the process (sun events not
-yet cached: about 0.7 ms per day); the other figures are the median of warm calls.
+other shapes are printed for context. "cold" is the first call of a shape (for the first
+one, sun events are not cached yet: about 0.7 ms per day); "median" is over the warm calls.
+On PostgreSQL the headline is measured again with JIT compilation off (``jit = off``), which
+PostgreSQL's defaults switch on for queries this large and which costs more than it saves.
 
-A last section measures a what-if: the same ward x month report from a monthly rollup per
-luminaire (``energy_monthly``: energy, burning time and dark seconds of the reported days,
-per luminaire, month, ward and gateway). That table is not in the schema; it is built here,
-in the benchmark database only, to size the proposal in docs/ioc.md.
+Two what-ifs size the proposals in docs/ioc.md, in the benchmark database only: the same
+ward x month report from a monthly rollup per luminaire (``energy_monthly``: energy, burning
+time and dark seconds of the reported days, per luminaire, month, ward and gateway; not in the
+schema), and a one-day hourly report over a month of ``energy_hourly`` without and with an
+index on ``energy_hourly(hour)`` (not in the schema either).
 
 PostgreSQL is measured when reachable at STREETLIGHT_TEST_PG_DSN (default
 postgresql://postgres@127.0.0.1:5432/test); a fresh database is created and dropped.
@@ -25,7 +28,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from datetime import time as dt_time
 from pathlib import Path
 from typing import Any
@@ -46,6 +49,8 @@ from sqlalchemy import (
     text,
     values,
 )
+from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bench.import_bench import drop_pg, pg_url
 from bench.machine import describe
@@ -53,18 +58,28 @@ from controller import migrate
 from controller.db import Database, connect
 from controller.energy_report import GroupBy, Interval, energy_report, parse_range
 from controller.settings import EnergySettings, SiteSettings
-from controller.tables import EnergyDaily, Gateway, GroupMember, LampType, Luminaire, LuminaireGroup
+from controller.tables import (
+    EnergyDaily,
+    EnergyHourly,
+    Gateway,
+    GroupMember,
+    LampType,
+    Luminaire,
+    LuminaireGroup,
+)
 
 WARDS = [
     "Phường 1", "Phường 2", "Phường 3", "Phường 4", "Phường 5",
     "Đông Giang", "Đông Lễ", "Đông Lương", "Đông Thanh",
 ]  # fmt: skip
 PER_GATEWAY = 256
+HOURLY_DAYS = 30
 FIRST_DAY = date(2026, 1, 1)
 SITE = SiteSettings().to_site()
 ENERGY = EnergySettings()
 
 _DAILY: Table = EnergyDaily.__table__  # type: ignore[attr-defined]
+_HOURLY: Table = EnergyHourly.__table__  # type: ignore[attr-defined]
 _GATEWAY: Table = Gateway.__table__  # type: ignore[attr-defined]
 _LAMP: Table = LampType.__table__  # type: ignore[attr-defined]
 _LUMINAIRE: Table = Luminaire.__table__  # type: ignore[attr-defined]
@@ -158,6 +173,77 @@ async def fill(db: Database, luminaires: int, days: int) -> tuple[float, int]:
     return time.perf_counter() - started, len(rows)
 
 
+HOURLY_COLUMNS = ("luminaire_id", "hour", "energy_wh", "burning_s", "samples")
+
+
+def hourly_rows(luminaires: int, days: int) -> list[tuple[Any, ...]]:
+    """Every hour of ``days`` days from FIRST_DAY (local midnight), lit from 18:00 to 06:00."""
+    start = datetime.combine(FIRST_DAY, dt_time(0), tzinfo=SITE.tzinfo).astimezone(UTC)
+    hours = [start + timedelta(hours=h) for h in range(days * 24)]
+    lit = [not 6 <= h.astimezone(SITE.tzinfo).hour < 18 for h in hours]
+    rows: list[tuple[Any, ...]] = []
+    for i in range(luminaires):
+        rated = (60.0, 100.0, 150.0)[i % 3]
+        for hour, on in zip(hours, lit, strict=True):
+            rows.append((i + 1, hour, rated * 0.7 if on else 0.0, 3600.0 if on else 0.0, 360))
+    return rows
+
+
+async def fill_hourly(db: Database, luminaires: int, days: int) -> tuple[float, int]:
+    rows = hourly_rows(luminaires, days)
+    started = time.perf_counter()
+    async with db.engine.begin() as conn:
+        if db.is_sqlite:
+            chunk = 50_000
+            for i in range(0, len(rows), chunk):
+                await conn.execute(
+                    insert(_HOURLY),
+                    [dict(zip(HOURLY_COLUMNS, r, strict=True)) for r in rows[i : i + chunk]],
+                )
+        else:
+            raw = await conn.get_raw_connection()
+            driver: Any = raw.driver_connection
+            await driver.copy_records_to_table(
+                "energy_hourly", records=rows, columns=HOURLY_COLUMNS
+            )
+    async with db.engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.execute(text("ANALYZE"))
+    return time.perf_counter() - started, len(rows)
+
+
+async def measure_hourly(db: Database, luminaires: int, days: int, repeats: int) -> None:
+    """Ward x hour for one day, without and with an index on energy_hourly(hour)."""
+    fill_s, count = await fill_hourly(db, luminaires, days)
+    print(f"    filled {count:,} energy_hourly rows ({days} days) in {fill_s:.1f} s")
+    day = FIRST_DAY + timedelta(days=days - 1)
+    rng = parse_range(
+        Interval.HOUR, day.isoformat(), (day + timedelta(days=1)).isoformat(), SITE.tzinfo
+    )
+
+    async def call() -> Any:
+        async with db.sessions() as session:
+            return await energy_report(
+                session=session, site=SITE, energy=ENERGY, rng=rng, group_by=GroupBy.WARD,
+                limit=1000, offset=0,
+            )  # fmt: skip
+
+    for label in ("ward x hour, one day", "ward x hour, one day, what-if index(hour)"):
+        if "index" in label:
+            async with db.engine.begin() as conn:
+                await conn.execute(
+                    text("CREATE INDEX ix_bench_energy_hourly_hour ON energy_hourly (hour)")
+                )
+            async with db.engine.connect() as conn:
+                await conn.execution_options(isolation_level="AUTOCOMMIT")
+                await conn.execute(text("ANALYZE"))
+        cold, warm, report = await timed(call, repeats)
+        print(
+            f"    {label:<44} median {warm * 1000:7.1f} ms   cold {cold * 1000:7.1f} ms"
+            f"   ({len(report.items)} rows of {report.total})"
+        )
+
+
 async def timed(call: Callable[[], Awaitable[Any]], repeats: int) -> tuple[float, float, Any]:
     started = time.perf_counter()
     result = await call()
@@ -170,14 +256,41 @@ async def timed(call: Callable[[], Awaitable[Any]], repeats: int) -> tuple[float
     return cold, statistics.median(warm), result
 
 
-SHAPES: list[tuple[str, Interval, GroupBy, int]] = [
-    ("ward x month (headline)", Interval.MONTH, GroupBy.WARD, 1000),
-    ("total x month", Interval.MONTH, GroupBy.TOTAL, 1000),
-    ("gateway x month", Interval.MONTH, GroupBy.GATEWAY, 1000),
-    ("group x month", Interval.MONTH, GroupBy.GROUP, 1000),
-    ("ward x day", Interval.DAY, GroupBy.WARD, 1000),
-    ("luminaire x month, first page of 100", Interval.MONTH, GroupBy.LUMINAIRE, 100),
+SHAPES: list[tuple[str, Interval, GroupBy, int, int]] = [
+    # label, interval, group_by, page size, days from the start (0: the whole range)
+    ("ward x month, whole range (headline)", Interval.MONTH, GroupBy.WARD, 1000, 0),
+    ("total x month, whole range", Interval.MONTH, GroupBy.TOTAL, 1000, 0),
+    ("gateway x month, whole range", Interval.MONTH, GroupBy.GATEWAY, 1000, 0),
+    ("group x month, whole range", Interval.MONTH, GroupBy.GROUP, 1000, 0),
+    ("luminaire x month, whole range, 100 rows", Interval.MONTH, GroupBy.LUMINAIRE, 100, 0),
+    ("ward x day, whole range", Interval.DAY, GroupBy.WARD, 1000, 0),
+    ("ward x day, one week", Interval.DAY, GroupBy.WARD, 1000, 7),
 ]
+
+
+async def run_shapes(db: Database, days: int, repeats: int, only: int | None = None) -> None:
+    for label, interval, group_by, limit, span in SHAPES[:only]:
+        last = FIRST_DAY + timedelta(days=(span or days) - 1)
+        rng = parse_range(interval, FIRST_DAY.isoformat(), last.isoformat(), SITE.tzinfo)
+
+        async def call(rng: Any = rng, group_by: GroupBy = group_by, limit: int = limit) -> Any:
+            async with db.sessions() as session:
+                return await energy_report(
+                    session=session, site=SITE, energy=ENERGY, rng=rng,
+                    group_by=group_by, limit=limit, offset=0,
+                )  # fmt: skip
+
+        cold, warm, report = await timed(call, repeats)
+        print(
+            f"    {label:<44} median {warm * 1000:7.1f} ms   cold {cold * 1000:7.1f} ms"
+            f"   ({len(report.items)} rows of {report.total})"
+        )
+
+
+def without_jit(url: str) -> Database:
+    """The same PostgreSQL database, with JIT compilation off for every session."""
+    engine = create_async_engine(url, connect_args={"server_settings": {"jit": "off"}})
+    return Database(engine, async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False))
 
 
 async def measure(url: str, luminaires: int, days: int, repeats: int) -> None:
@@ -187,24 +300,19 @@ async def measure(url: str, luminaires: int, days: int, repeats: int) -> None:
         await migrate.upgrade(db)
         fill_s, count = await fill(db, luminaires, days)
         print(f"    filled {count:,} energy_daily rows in {fill_s:.1f} s")
-        last = FIRST_DAY + timedelta(days=days - 1)
         compute_sun_events.cache_clear()
-        for label, interval, group_by, limit in SHAPES:
-            rng = parse_range(interval, FIRST_DAY.isoformat(), last.isoformat(), SITE.tzinfo)
-
-            async def call(rng: Any = rng, group_by: GroupBy = group_by, limit: int = limit) -> Any:
-                async with db.sessions() as session:
-                    return await energy_report(
-                        session=session, site=SITE, energy=ENERGY, rng=rng,
-                        group_by=group_by, limit=limit, offset=0,
-                    )  # fmt: skip
-
-            cold, warm, report = await timed(call, repeats)
-            print(
-                f"    {label:<38} median {warm * 1000:7.1f} ms   cold {cold * 1000:7.1f} ms"
-                f"   ({len(report.items)} rows of {report.total})"
-            )
-        await whatif_monthly(db, days, repeats)
+        await run_shapes(db, days, repeats)
+        build_s = await build_monthly(db, days)
+        await time_monthly(db, days, repeats, f"what-if energy_monthly (built in {build_s:.1f} s)")
+        await measure_hourly(db, luminaires, HOURLY_DAYS, repeats)
+    if url.startswith("postgresql"):
+        print("    with jit = off (session setting):")
+        quiet = without_jit(url)
+        try:
+            await run_shapes(quiet, days, repeats, only=1)
+            await time_monthly(quiet, days, repeats, "what-if energy_monthly")
+        finally:
+            await quiet.dispose()
 
 
 WHATIF = MetaData()
@@ -223,8 +331,8 @@ MONTHLY = Table(
 )
 
 
-async def whatif_monthly(db: Database, days: int, repeats: int) -> None:
-    """Build the proposed monthly rollup from energy_daily and time ward x month on it."""
+async def build_monthly(db: Database, days: int) -> float:
+    """Build the proposed monthly rollup from energy_daily; returns the seconds it took."""
     from controller.energy_report import dark_seconds
 
     tz = SITE.tzinfo
@@ -258,7 +366,11 @@ async def whatif_monthly(db: Database, days: int, repeats: int) -> None:
     async with db.engine.connect() as conn:
         await conn.execution_options(isolation_level="AUTOCOMMIT")
         await conn.execute(text("ANALYZE"))
-    build = time.perf_counter() - started
+    return time.perf_counter() - started
+
+
+async def time_monthly(db: Database, days: int, repeats: int, label: str) -> None:
+    """Time ward x month over the year from the proposed monthly rollup."""
     m = MONTHLY.c
     lum: Table = _LUMINAIRE
     lamp: Table = _LAMP
@@ -278,8 +390,8 @@ async def whatif_monthly(db: Database, days: int, repeats: int) -> None:
 
     cold, warm, rows = await timed(call, repeats)
     print(
-        f"    what-if energy_monthly ({build:.1f} s to build): ward x month median "
-        f"{warm * 1000:.1f} ms   cold {cold * 1000:.1f} ms   ({len(rows)} rows)"
+        f"    {label:<44} median {warm * 1000:7.1f} ms   cold {cold * 1000:7.1f} ms"
+        f"   ({len(rows)} rows)"
     )
 
 

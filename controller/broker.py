@@ -65,6 +65,7 @@ def _command(data_dir: Path, host: str, port: int, prefer: str) -> tuple[list[st
     conf = data_dir / "mosquitto.conf"
     conf.write_text(
         f"listener {port} {host}\nallow_anonymous true\nmax_queued_messages 0\n"
+        "set_tcp_nodelay true\n"
         f"persistence true\npersistence_location {store}/\nlog_dest none\n",
         encoding="utf-8",
     )

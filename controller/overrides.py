@@ -20,7 +20,7 @@ from controller import audit
 from controller.auth import Principal
 from controller.errors import FieldProblem, InvalidInput, NotFound
 from controller.inventory import group_condition
-from controller.schemas import Page
+from controller.schemas import DbId, Page
 from controller.tables import Luminaire, LuminaireGroup, OverrideRow
 from schedules.decision import Override
 from schedules.program import night_bounds
@@ -32,8 +32,8 @@ MAX_DURATION = timedelta(days=366)
 class OverrideTargets(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    luminaires: list[int] = Field(default_factory=list, description="Luminaire ids")
-    groups: list[int] = Field(default_factory=list, description="Group ids (current members)")
+    luminaires: list[DbId] = Field(default_factory=list, description="Luminaire ids")
+    groups: list[DbId] = Field(default_factory=list, description="Group ids (current members)")
     all: bool = Field(False, description="Every luminaire")
 
     @model_validator(mode="after")

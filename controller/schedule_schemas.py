@@ -158,7 +158,7 @@ class RuleIn(_In):
     """
 
     kind: RuleKind
-    program_id: int = Field(ge=1)
+    program_id: int = Field(ge=1, le=2**31 - 1)
     date: dt.date | None = None
     start: str | None = None
     end: str | None = None
@@ -173,14 +173,14 @@ class CalendarCreate(_In):
     name: Name
     description: str | None = Field(default=None, max_length=500)
     rules: list[RuleIn] = Field(default_factory=list)
-    default_program_id: int | None = Field(default=None, ge=1)
+    default_program_id: int | None = Field(default=None, ge=1, le=2**31 - 1)
 
 
 class CalendarUpdate(_In):
     name: Name | None = None
     description: str | None = Field(default=None, max_length=500)
     rules: list[RuleIn] | None = None
-    default_program_id: int | None = Field(default=None, ge=1)
+    default_program_id: int | None = Field(default=None, ge=1, le=2**31 - 1)
 
 
 class CalendarPublic(_Out):

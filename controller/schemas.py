@@ -20,6 +20,9 @@ Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Latitude = Annotated[float, Field(ge=-90, le=90)]
 Longitude = Annotated[float, Field(ge=-180, le=180)]
+MAX_DB_ID = 2**31 - 1
+DbId = Annotated[int, Field(ge=1, le=MAX_DB_ID)]
+"""A reference to a database row: a positive 32-bit integer (larger ones are refused)."""
 _TOPIC_ID = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 
 
@@ -168,9 +171,9 @@ class LampTypePublic(_Out):
 
 class LuminaireCreate(_In):
     name: Name = Field(description="Pole number or name, unique")
-    gateway_id: int = Field(ge=1)
+    gateway_id: int = Field(ge=1, le=MAX_DB_ID)
     address: int = Field(ge=0, le=65535, description="Index on the gateway (0-based)")
-    lamp_type_id: int = Field(ge=1)
+    lamp_type_id: int = Field(ge=1, le=MAX_DB_ID)
     latitude: Latitude
     longitude: Longitude
     street: Text
@@ -180,9 +183,9 @@ class LuminaireCreate(_In):
 
 class LuminaireUpdate(_In):
     name: Name | None = None
-    gateway_id: int | None = Field(default=None, ge=1)
+    gateway_id: int | None = Field(default=None, ge=1, le=MAX_DB_ID)
     address: int | None = Field(default=None, ge=0, le=65535)
-    lamp_type_id: int | None = Field(default=None, ge=1)
+    lamp_type_id: int | None = Field(default=None, ge=1, le=MAX_DB_ID)
     latitude: Latitude | None = None
     longitude: Longitude | None = None
     street: Text | None = None
@@ -226,10 +229,10 @@ class GroupCreate(_In):
         max_length=200,
         description="The ward, street or gateway id for rule-based groups",
     )
-    members: list[int] = Field(default_factory=list, description="Luminaire ids (explicit)")
+    members: list[DbId] = Field(default_factory=list, description="Luminaire ids (explicit)")
     priority: int = Field(0, ge=-1000, le=1000, description="Higher wins when groups overlap")
     calendar_id: int | None = Field(
-        default=None, ge=1, description="The calendar this group's luminaires follow"
+        default=None, ge=1, le=MAX_DB_ID, description="The calendar this group's luminaires follow"
     )
 
     @model_validator(mode="after")
@@ -257,9 +260,9 @@ class GroupUpdate(_In):
     description: str | None = Field(default=None, max_length=500)
     kind: GroupKind | None = None
     selector: str | None = Field(default=None, max_length=200)
-    members: list[int] | None = None
+    members: list[DbId] | None = None
     priority: int | None = Field(default=None, ge=-1000, le=1000)
-    calendar_id: int | None = Field(default=None, ge=1)
+    calendar_id: int | None = Field(default=None, ge=1, le=MAX_DB_ID)
 
 
 class GroupPublic(_Out):

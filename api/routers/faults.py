@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from api.deps import PageDep, PrincipalDep, SessionDep, SettingsDep, require
+from api.deps import IdPath, IdQuery, PageDep, PrincipalDep, SessionDep, SettingsDep, require
 from controller import faults
 from controller.auth import Permission, Principal
 from controller.errors import FieldProblem, InvalidInput
@@ -33,8 +33,8 @@ async def list_faults(
     fault_type: Annotated[str | None, Query(alias="type")] = None,
     severity: Literal["warning", "critical"] | None = None,
     since: datetime | None = None,
-    luminaire_id: int | None = None,
-    gateway_id: int | None = None,
+    luminaire_id: IdQuery = None,
+    gateway_id: IdQuery = None,
 ) -> Page[FaultPublic]:
     return await faults.list_faults(
         session=session, limit=page.limit, offset=page.offset, state=state, ward=ward,
@@ -59,7 +59,7 @@ async def fault_stats(
 
 
 @router.get("/{fault_id}", summary="A fault with its full history")
-async def get_fault(fault_id: int, session: SessionDep, _: PrincipalDep) -> FaultDetail:
+async def get_fault(fault_id: IdPath, session: SessionDep, _: PrincipalDep) -> FaultDetail:
     return await faults.get_fault(session=session, fault_id=fault_id)
 
 
@@ -68,7 +68,7 @@ async def _act(
     session: SessionDep,
     settings: SettingsDep,
     who: Principal,
-    fault_id: int,
+    fault_id: IdPath,
     body: FaultNote | None,
     action: Literal["ack", "resolve"],
 ) -> FaultDetail:
@@ -85,7 +85,7 @@ async def _act(
 
 @router.post("/{fault_id}/ack", summary="Acknowledge a fault (someone is on it)")
 async def acknowledge(
-    fault_id: int,
+    fault_id: IdPath,
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
@@ -97,7 +97,7 @@ async def acknowledge(
 
 @router.post("/{fault_id}/resolve", summary="Resolve a fault by hand (repaired)")
 async def resolve(
-    fault_id: int,
+    fault_id: IdPath,
     request: Request,
     session: SessionDep,
     settings: SettingsDep,

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response, status
 
-from api.deps import PageDep, PrincipalDep, SessionDep, require
+from api.deps import IdPath, PageDep, PrincipalDep, SessionDep, require
 from controller import inventory
 from controller.auth import Permission, Principal
 from controller.schemas import GatewayCreate, GatewayPublic, GatewayUpdate, Page
@@ -31,7 +31,7 @@ async def list_gateways(
 
 
 @router.get("/{gateway_id}", summary="Get one gateway")
-async def get_gateway(gateway_id: int, session: SessionDep, _: PrincipalDep) -> GatewayPublic:
+async def get_gateway(gateway_id: IdPath, session: SessionDep, _: PrincipalDep) -> GatewayPublic:
     return await inventory.get_gateway(session=session, gateway_id=gateway_id)
 
 
@@ -42,7 +42,7 @@ async def create_gateway(data: GatewayCreate, session: SessionDep, who: Writer) 
 
 @router.patch("/{gateway_id}", summary="Update a gateway (partial)")
 async def update_gateway(
-    gateway_id: int, data: GatewayUpdate, session: SessionDep, who: Writer
+    gateway_id: IdPath, data: GatewayUpdate, session: SessionDep, who: Writer
 ) -> GatewayPublic:
     return await inventory.update_gateway(
         session=session, gateway_id=gateway_id, data=data, actor=who
@@ -52,6 +52,6 @@ async def update_gateway(
 @router.delete(
     "/{gateway_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete an unused gateway"
 )
-async def delete_gateway(gateway_id: int, session: SessionDep, who: Writer) -> Response:
+async def delete_gateway(gateway_id: IdPath, session: SessionDep, who: Writer) -> Response:
     await inventory.delete_gateway(session=session, gateway_id=gateway_id, actor=who)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

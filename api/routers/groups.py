@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response, status
 
-from api.deps import PageDep, PrincipalDep, SessionDep, require
+from api.deps import IdPath, PageDep, PrincipalDep, SessionDep, require
 from controller import inventory
 from controller.auth import Permission, Principal
 from controller.schemas import GroupCreate, GroupPublic, GroupUpdate, LuminairePublic, Page
@@ -23,13 +23,13 @@ async def list_groups(
 
 
 @router.get("/{group_id}", summary="Get one group")
-async def get_group(group_id: int, session: SessionDep, _: PrincipalDep) -> GroupPublic:
+async def get_group(group_id: IdPath, session: SessionDep, _: PrincipalDep) -> GroupPublic:
     return await inventory.get_group(session=session, group_id=group_id)
 
 
 @router.get("/{group_id}/members", summary="The group's current luminaires")
 async def group_members(
-    group_id: int, session: SessionDep, _: PrincipalDep, page: PageDep
+    group_id: IdPath, session: SessionDep, _: PrincipalDep, page: PageDep
 ) -> Page[LuminairePublic]:
     return await inventory.list_luminaires(
         session=session, limit=page.limit, offset=page.offset, group_id=group_id
@@ -43,12 +43,12 @@ async def create_group(data: GroupCreate, session: SessionDep, who: Writer) -> G
 
 @router.patch("/{group_id}", summary="Update a group (partial; members replace the list)")
 async def update_group(
-    group_id: int, data: GroupUpdate, session: SessionDep, who: Writer
+    group_id: IdPath, data: GroupUpdate, session: SessionDep, who: Writer
 ) -> GroupPublic:
     return await inventory.update_group(session=session, group_id=group_id, data=data, actor=who)
 
 
 @router.delete("/{group_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete a group")
-async def delete_group(group_id: int, session: SessionDep, who: Writer) -> Response:
+async def delete_group(group_id: IdPath, session: SessionDep, who: Writer) -> Response:
     await inventory.delete_group(session=session, group_id=group_id, actor=who)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response, status
 
-from api.deps import PageDep, PrincipalDep, SessionDep, require
+from api.deps import IdPath, PageDep, PrincipalDep, SessionDep, require
 from controller import inventory
 from controller.auth import Permission, Principal
 from controller.schemas import LampTypeCreate, LampTypePublic, LampTypeUpdate, Page
@@ -25,7 +25,9 @@ async def list_lamp_types(
 
 
 @router.get("/{lamp_type_id}", summary="Get one lamp type")
-async def get_lamp_type(lamp_type_id: int, session: SessionDep, _: PrincipalDep) -> LampTypePublic:
+async def get_lamp_type(
+    lamp_type_id: IdPath, session: SessionDep, _: PrincipalDep
+) -> LampTypePublic:
     return await inventory.get_lamp_type(session=session, lamp_type_id=lamp_type_id)
 
 
@@ -38,7 +40,7 @@ async def create_lamp_type(
 
 @router.patch("/{lamp_type_id}", summary="Update a lamp type (partial)")
 async def update_lamp_type(
-    lamp_type_id: int, data: LampTypeUpdate, session: SessionDep, who: Writer
+    lamp_type_id: IdPath, data: LampTypeUpdate, session: SessionDep, who: Writer
 ) -> LampTypePublic:
     return await inventory.update_lamp_type(
         session=session, lamp_type_id=lamp_type_id, data=data, actor=who
@@ -48,6 +50,6 @@ async def update_lamp_type(
 @router.delete(
     "/{lamp_type_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete an unused lamp type"
 )
-async def delete_lamp_type(lamp_type_id: int, session: SessionDep, who: Writer) -> Response:
+async def delete_lamp_type(lamp_type_id: IdPath, session: SessionDep, who: Writer) -> Response:
     await inventory.delete_lamp_type(session=session, lamp_type_id=lamp_type_id, actor=who)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

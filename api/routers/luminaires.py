@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 from pydantic import BaseModel
 from starlette.datastructures import UploadFile
 
-from api.deps import PageDep, PrincipalDep, SessionDep, require
+from api.deps import IdPath, IdQuery, PageDep, PrincipalDep, SessionDep, require
 from controller import inventory
 from controller.auth import Permission, Principal
 from controller.errors import FieldProblem, InvalidInput
@@ -34,8 +34,8 @@ async def list_luminaires(
     page: PageDep,
     ward: str | None = None,
     street: str | None = None,
-    gateway_id: int | None = None,
-    group_id: int | None = None,
+    gateway_id: IdQuery = None,
+    group_id: IdQuery = None,
     q: Annotated[str | None, Query(description="Search name, street and ward")] = None,
 ) -> Page[LuminairePublic]:
     return await inventory.list_luminaires(
@@ -110,7 +110,9 @@ async def import_luminaires(
 
 
 @router.get("/{luminaire_id}", summary="Get one luminaire")
-async def get_luminaire(luminaire_id: int, session: SessionDep, _: PrincipalDep) -> LuminairePublic:
+async def get_luminaire(
+    luminaire_id: IdPath, session: SessionDep, _: PrincipalDep
+) -> LuminairePublic:
     return await inventory.get_luminaire(session=session, luminaire_id=luminaire_id)
 
 
@@ -123,7 +125,7 @@ async def create_luminaire(
 
 @router.patch("/{luminaire_id}", summary="Update a luminaire (partial)")
 async def update_luminaire(
-    luminaire_id: int, data: LuminaireUpdate, session: SessionDep, who: Writer
+    luminaire_id: IdPath, data: LuminaireUpdate, session: SessionDep, who: Writer
 ) -> LuminairePublic:
     return await inventory.update_luminaire(
         session=session, luminaire_id=luminaire_id, data=data, actor=who
@@ -133,6 +135,6 @@ async def update_luminaire(
 @router.delete(
     "/{luminaire_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete a luminaire"
 )
-async def delete_luminaire(luminaire_id: int, session: SessionDep, who: Writer) -> Response:
+async def delete_luminaire(luminaire_id: IdPath, session: SessionDep, who: Writer) -> Response:
     await inventory.delete_luminaire(session=session, luminaire_id=luminaire_id, actor=who)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, status
 
-from api.deps import PageDep, PrincipalDep, SessionDep, require
+from api.deps import IdPath, PageDep, PrincipalDep, SessionDep, require
 from controller import overrides
 from controller.auth import Permission, Principal
 from controller.overrides import OverrideCreate, OverridePublic
@@ -55,14 +55,14 @@ async def list_overrides(
 
 @router.get("/{override_id}", summary="Get an override")
 async def get_override(
-    override_id: int, request: Request, session: SessionDep, _: PrincipalDep
+    override_id: IdPath, request: Request, session: SessionDep, _: PrincipalDep
 ) -> OverridePublic:
     return await overrides.get_override(session=session, override_id=override_id, now=_now(request))
 
 
 @router.delete("/{override_id}", summary="End an override now (the lights revert)")
 async def end_override(
-    override_id: int, request: Request, session: SessionDep, who: Writer
+    override_id: IdPath, request: Request, session: SessionDep, who: Writer
 ) -> OverridePublic:
     ended = await overrides.end_override(
         session=session, override_id=override_id, actor=who, now=_now(request)

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response, status
 from pydantic import BaseModel
 
-from api.deps import PageDep, PrincipalDep, SessionDep, SettingsDep, require
+from api.deps import IdPath, PageDep, PrincipalDep, SessionDep, SettingsDep, require
 from controller import scheduling
 from controller.auth import Permission, Principal
 from controller.errors import FieldProblem, InvalidInput
@@ -44,7 +44,7 @@ async def list_programs(session: SessionDep, _: PrincipalDep, page: PageDep) -> 
 
 @router.get("/programs/{program_id}", summary="Get a program, with warnings for this year")
 async def get_program(
-    program_id: int, session: SessionDep, settings: SettingsDep, _: PrincipalDep
+    program_id: IdPath, session: SessionDep, settings: SettingsDep, _: PrincipalDep
 ) -> ProgramPublic:
     return await scheduling.get_program(
         session=session, program_id=program_id, site=settings.site.to_site(), year=_year(settings)
@@ -66,7 +66,7 @@ async def create_program(
 
 @router.patch("/programs/{program_id}", summary="Update a program (partial)")
 async def update_program(
-    program_id: int, data: ProgramUpdate, session: SessionDep, settings: SettingsDep, who: Writer
+    program_id: IdPath, data: ProgramUpdate, session: SessionDep, settings: SettingsDep, who: Writer
 ) -> ProgramPublic:
     return await scheduling.update_program(
         session=session,
@@ -81,7 +81,7 @@ async def update_program(
 @router.delete(
     "/programs/{program_id}", status_code=204, summary="Delete a program no calendar uses"
 )
-async def delete_program(program_id: int, session: SessionDep, who: Writer) -> Response:
+async def delete_program(program_id: IdPath, session: SessionDep, who: Writer) -> Response:
     await scheduling.delete_program(session=session, program_id=program_id, actor=who)
     return Response(status_code=204)
 
@@ -97,7 +97,7 @@ async def list_calendars(
 
 
 @router.get("/calendars/{calendar_id}", summary="Get a calendar")
-async def get_calendar(calendar_id: int, session: SessionDep, _: PrincipalDep) -> CalendarPublic:
+async def get_calendar(calendar_id: IdPath, session: SessionDep, _: PrincipalDep) -> CalendarPublic:
     return await scheduling.get_calendar(session=session, calendar_id=calendar_id)
 
 
@@ -108,7 +108,7 @@ async def create_calendar(data: CalendarCreate, session: SessionDep, who: Writer
 
 @router.patch("/calendars/{calendar_id}", summary="Update a calendar (rules replace the list)")
 async def update_calendar(
-    calendar_id: int, data: CalendarUpdate, session: SessionDep, who: Writer
+    calendar_id: IdPath, data: CalendarUpdate, session: SessionDep, who: Writer
 ) -> CalendarPublic:
     return await scheduling.update_calendar(
         session=session, calendar_id=calendar_id, data=data, actor=who
@@ -118,7 +118,7 @@ async def update_calendar(
 @router.delete(
     "/calendars/{calendar_id}", status_code=204, summary="Delete a calendar no group uses"
 )
-async def delete_calendar(calendar_id: int, session: SessionDep, who: Writer) -> Response:
+async def delete_calendar(calendar_id: IdPath, session: SessionDep, who: Writer) -> Response:
     await scheduling.delete_calendar(session=session, calendar_id=calendar_id, actor=who)
     return Response(status_code=204)
 
@@ -219,7 +219,7 @@ NightQuery = Annotated[
 
 @router.get("/groups/{group_id}/timeline", summary="Tonight's steps for a group, local time")
 async def group_timeline(
-    group_id: int,
+    group_id: IdPath,
     session: SessionDep,
     settings: SettingsDep,
     _: PrincipalDep,
@@ -230,7 +230,7 @@ async def group_timeline(
 
 @router.get("/luminaires/{luminaire_id}/timeline", summary="Tonight's steps for a luminaire")
 async def luminaire_timeline(
-    luminaire_id: int,
+    luminaire_id: IdPath,
     session: SessionDep,
     settings: SettingsDep,
     _: PrincipalDep,

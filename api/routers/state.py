@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
 
-from api.deps import PrincipalDep
+from api.deps import IdPath, PrincipalDep
 from controller.errors import GatewayUnavailable, NotFound
 from controller.runtime import Controller
 
@@ -60,7 +60,7 @@ class LuminaireStatePublic(BaseModel):
 
 @router.get("/luminaires/{luminaire_id}/state", summary="Target (with source), commanded, actual")
 async def luminaire_state(
-    luminaire_id: int, controller: ControllerDep, _: PrincipalDep
+    luminaire_id: IdPath, controller: ControllerDep, _: PrincipalDep
 ) -> LuminaireStatePublic:
     state = controller.luminaire_state(luminaire_id)
     if state is None:

@@ -291,12 +291,12 @@ async def test_hours_in_local_time_with_partly_dark_hours(
     )
     assert (body["from"], body["to"]) == ("2026-06-21T18:00:00+07:00", "2026-06-21T20:00:00+07:00")
     rows = by_period_key(body)
-    assert set(rows) == {("2026-06-21T18:00+07:00", "Phường 1"), ("2026-06-21T19:00+07:00",
-                                                                 "Phường 1")}  # fmt: skip
+    evening, night = "2026-06-21T18:00+07:00", "2026-06-21T19:00+07:00"
+    assert set(rows) == {(evening, "Phường 1"), (night, "Phường 1")}
     # sunset 18:27:51: 32 min 9 s = 1929 s of the 18:00 hour are dark
-    check(rows["2026-06-21T18:00+07:00", "Phường 1"], expected(55, 150 * 1929, 3858, 2))
-    check(rows["2026-06-21T19:00+07:00", "Phường 1"], expected(70, 100 * 3600, 3600, 1))
-    assert rows["2026-06-21T19:00+07:00", "Phường 1"]["period_end"] == "2026-06-21T20:00:00+07:00"
+    check(rows[evening, "Phường 1"], expected(55, 150 * 1929, 3858, 2))
+    check(rows[night, "Phường 1"], expected(70, 100 * 3600, 3600, 1))
+    assert rows[night, "Phường 1"]["period_end"] == "2026-06-21T20:00:00+07:00"
     # the same instants in UTC give the same report
     utc = await report(
         energy_api, **{"from": "2026-06-21T11:00:00Z", "to": "2026-06-21T13:00:00Z"},
