@@ -6,14 +6,14 @@ as autovacuum would, then times :func:`controller.energy_report.energy_report` t
 API calls it: the headline is the ward x month report over the whole year (target < 100 ms);
 other shapes are printed for context. "cold" is the first call of a shape (for the first
 one, sun events are not cached yet: about 0.7 ms per day); "median" is over the warm calls.
-On PostgreSQL the headline is measured again with JIT compilation off (``jit = off``), which
-PostgreSQL's defaults switch on for queries this large and which costs more than it saves.
+On PostgreSQL the headline is measured again with JIT compilation off (``jit = off``), as
+PostgreSQL's defaults compile queries this large.
 
 Two what-ifs size the proposals in docs/ioc.md, in the benchmark database only: the same
 ward x month report from a monthly rollup per luminaire (``energy_monthly``: energy, burning
-time and dark seconds of the reported days, per luminaire, month, ward and gateway; not in the
-schema), and a one-day hourly report over a month of ``energy_hourly`` without and with an
-index on ``energy_hourly(hour)`` (not in the schema either).
+time, baseline and days reported, per luminaire, month, ward and gateway; not in the schema),
+and a one-day hourly report over a month of ``energy_hourly`` without and with an index on
+``energy_hourly(hour)`` (not in the schema either).
 
 PostgreSQL is measured when reachable at STREETLIGHT_TEST_PG_DSN (default
 postgresql://postgres@127.0.0.1:5432/test); a fresh database is created and dropped.
@@ -121,17 +121,18 @@ def inventory(luminaires: int) -> dict[str, list[dict[str, Any]]]:
 
 
 def daily_rows(luminaires: int, days: int, seed: int = 7) -> list[tuple[Any, ...]]:
+    """Day after day, every luminaire: the order the telemetry writer appends them in, so a
+    day's rows sit together on disk as they do in production."""
     rng = random.Random(seed)
     rows: list[tuple[Any, ...]] = []
-    for i in range(luminaires):
-        ward = WARDS[(i // PER_GATEWAY) % len(WARDS)]
-        gateway_id = i // PER_GATEWAY + 1
-        rated = (60.0, 100.0, 150.0)[i % 3]
-        for d in range(days):
+    for d in range(days):
+        day = FIRST_DAY + timedelta(days=d)
+        for i in range(luminaires):
+            rated = (60.0, 100.0, 150.0)[i % 3]
             burning = 11.5 * 3600 + rng.uniform(-1800, 1800)
+            ward = WARDS[(i // PER_GATEWAY) % len(WARDS)]
             energy = rated * 0.7 * burning / 3600
-            rows.append((i + 1, FIRST_DAY + timedelta(days=d), ward, gateway_id,
-                         energy, burning, 8640))  # fmt: skip
+            rows.append((i + 1, day, ward, i // PER_GATEWAY + 1, energy, burning, 8640))
     return rows
 
 
@@ -182,9 +183,9 @@ def hourly_rows(luminaires: int, days: int) -> list[tuple[Any, ...]]:
     hours = [start + timedelta(hours=h) for h in range(days * 24)]
     lit = [not 6 <= h.astimezone(SITE.tzinfo).hour < 18 for h in hours]
     rows: list[tuple[Any, ...]] = []
-    for i in range(luminaires):
-        rated = (60.0, 100.0, 150.0)[i % 3]
-        for hour, on in zip(hours, lit, strict=True):
+    for hour, on in zip(hours, lit, strict=True):  # hour after hour, as written
+        for i in range(luminaires):
+            rated = (60.0, 100.0, 150.0)[i % 3]
             rows.append((i + 1, hour, rated * 0.7 if on else 0.0, 3600.0 if on else 0.0, 360))
     return rows
 
@@ -325,7 +326,7 @@ MONTHLY = Table(
     Column("gateway_id", Integer, primary_key=True),
     Column("energy_wh", Float, nullable=False),
     Column("burning_s", Float, nullable=False),
-    Column("dark_s", Float, nullable=False),
+    Column("baseline_wh", Float, nullable=False),
     Column("days", Integer, nullable=False),
     Index("ix_bench_energy_monthly_month_ward", "month", "ward"),
 )
@@ -349,17 +350,21 @@ async def build_monthly(db: Database, days: int) -> float:
         .cte("nights")
     )
     d = _DAILY.c
+    lum: Table = _LUMINAIRE
+    lamp: Table = _LAMP
     started = time.perf_counter()
     async with db.engine.begin() as conn:
         await conn.run_sync(WHATIF.create_all)
         await conn.execute(
             insert(MONTHLY).from_select(
                 ["luminaire_id", "month", "ward", "gateway_id", "energy_wh", "burning_s",
-                 "dark_s", "days"],
+                 "baseline_wh", "days"],
                 select(d.luminaire_id, nights.c.month, d.ward, d.gateway_id,
-                       func.sum(d.energy_wh), func.sum(d.burning_s), func.sum(nights.c.dark_s),
-                       func.count())
+                       func.sum(d.energy_wh), func.sum(d.burning_s),
+                       func.sum(lamp.c.rated_power_w * nights.c.dark_s / 3600), func.count())
                 .join(nights, nights.c.day == d.day)
+                .join(lum, lum.c.id == d.luminaire_id)
+                .join(lamp, lamp.c.id == lum.c.lamp_type_id)
                 .group_by(d.luminaire_id, nights.c.month, d.ward, d.gateway_id),
             )
         )  # fmt: skip
@@ -372,13 +377,9 @@ async def build_monthly(db: Database, days: int) -> float:
 async def time_monthly(db: Database, days: int, repeats: int, label: str) -> None:
     """Time ward x month over the year from the proposed monthly rollup."""
     m = MONTHLY.c
-    lum: Table = _LUMINAIRE
-    lamp: Table = _LAMP
     query = (
         select(m.month, m.ward, func.sum(m.energy_wh), func.sum(m.burning_s),
-               func.sum(lamp.c.rated_power_w * m.dark_s), func.count(m.luminaire_id.distinct()))
-        .join(lum, lum.c.id == m.luminaire_id)
-        .join(lamp, lamp.c.id == lum.c.lamp_type_id)
+               func.sum(m.baseline_wh), func.count(m.luminaire_id.distinct()))
         .where(m.month >= FIRST_DAY, m.month <= FIRST_DAY + timedelta(days=days - 1))
         .group_by(m.month, m.ward)
         .order_by(m.month, m.ward)

@@ -234,6 +234,90 @@ def luminaire_registers(
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class _CompiledField:
+    """A luminaire field with every per-call constant worked out once (hot path)."""
+
+    name: str
+    base: int
+    stride: int
+    width16: bool
+    shift: int
+    mask: int
+    big_word_order: bool
+    signed: bool
+    sign_bit: int
+    span: int
+    scale: float
+    is_int: bool
+    decimals: int
+    low: float | None
+    high: float | None
+
+
+_COMPILED: dict[int, tuple[RegisterProfile, tuple[_CompiledField, ...]]] = {}
+
+
+def _compile(profile: RegisterProfile) -> tuple[_CompiledField, ...]:
+    cached = _COMPILED.get(id(profile))
+    if cached is not None and cached[0] is profile:
+        return cached[1]
+    fields = []
+    for name, lf in profile.fields.items():
+        spec = lf.spec
+        base = lf.address(0)
+        stride = lf.address(1) - base
+        low, high = _IMPLICIT_LIMITS.get(spec.name, (None, None))
+        if spec.minimum is not None:
+            low = spec.minimum if low is None else max(low, spec.minimum)
+        if spec.maximum is not None:
+            high = spec.maximum if high is None else min(high, spec.maximum)
+        fields.append(
+            _CompiledField(
+                name=name,
+                base=base,
+                stride=stride,
+                width16=spec.width == 16,
+                shift=spec.shift,
+                mask=spec.mask,
+                big_word_order=spec.word_order is WordOrder.BIG,
+                signed=spec.signed,
+                sign_bit=1 << (spec.bits - 1),
+                span=1 << spec.bits,
+                scale=spec.scale,
+                is_int=spec.name in INTEGER_FIELDS,
+                decimals=spec.decimals,
+                low=low,
+                high=high,
+            )
+        )
+    compiled = tuple(fields)
+    _COMPILED[id(profile)] = (profile, compiled)
+    return compiled
+
+
+def _value(f: _CompiledField, regs: Mapping[int, int], address: int) -> float | int:
+    if f.width16:
+        raw = (regs[address] >> f.shift) & f.mask
+    elif f.big_word_order:
+        raw = (regs[address] << 16) | regs[address + 1]
+    else:
+        raw = (regs[address + 1] << 16) | regs[address]
+    if f.signed and raw & f.sign_bit:
+        raw -= f.span
+    if f.is_int:
+        value: float | int = raw if f.scale == 1.0 else round(raw * f.scale)
+    else:
+        value = round(raw * f.scale, f.decimals)
+    if (f.low is not None and value < f.low) or (f.high is not None and value > f.high):
+        shown_low = "" if f.low is None else f"{f.low:g}"
+        shown_high = "" if f.high is None else f"{f.high:g}"
+        raise RegisterViolation(
+            address, f.name, value, f"outside the plausible range {shown_low}..{shown_high}"
+        )
+    return value
+
+
 def decode_luminaire(
     profile: RegisterProfile,
     regs: Mapping[int, int],
@@ -246,10 +330,10 @@ def decode_luminaire(
 
     Raises :class:`RegisterViolation` on an implausible value and ``KeyError``
     when ``regs`` lacks a register of the record (a caller bug, not a device's).
+    The field layout is compiled once per profile (this runs for every luminaire
+    of every poll).
     """
-    values: dict[str, float | int] = {
-        name: _checked(lf.spec, regs, lf.address(short)) for name, lf in profile.fields.items()
-    }
+    values = {f.name: _value(f, regs, f.base + f.stride * short) for f in _compile(profile)}
     flags_word = int(values["flags"])
     bits = profile.flag_bits
     device_flags = frozenset(

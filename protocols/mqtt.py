@@ -225,6 +225,9 @@ class _GatewayState:
     availability: Availability | None = None
     availability_at: datetime | None = None
     """Link clock when the latest availability notice arrived."""
+    pending: bytes | None = None
+    """The latest state payload, decoded only when read (a newer one may replace it first)."""
+    pending_at: datetime | None = None
     malformed: int = 0
 
 
@@ -508,20 +511,12 @@ class MqttLink:
             if kind is TopicKind.ACK:
                 self._on_ack(gateway_id, payload)
             elif kind is TopicKind.STATE:
-                reading = decode_state(payload)
-                state.reading = reading
-                state.received_at = self._clock.now()
-                if (
-                    state.availability is Availability.OFFLINE
-                    and state.availability_at is not None
-                    and reading.at > state.availability_at
-                ):
-                    # A gateway that reports state measured after it was said to be offline
-                    # is back, whatever order the broker replayed the notices in (a broker
-                    # restart can deliver a stale Last Will after the retained "online").
-                    state.availability = Availability.ONLINE
-                    state.availability_at = state.received_at
-                    self._emit(AvailabilityChanged(gateway_id, True, state.received_at))
+                if state.availability is Availability.OFFLINE:
+                    self._state_after_offline(gateway_id, state, payload)
+                else:
+                    # Decoded when read: at scale most states are replaced by the next one
+                    # before the controller looks, and decoding them all would hold up acks.
+                    state.pending, state.pending_at = payload, self._clock.now()
             elif kind is TopicKind.EVENTS:
                 for change in decode_events(payload):
                     self._emit(FlagChanged(gateway_id, change))
@@ -652,8 +647,40 @@ class MqttLink:
             if future.done() and not future.cancelled():
                 future.exception()  # retrieved: a failure after a timeout is not "lost"
 
+    def _state_after_offline(self, gateway_id: str, state: _GatewayState, payload: bytes) -> None:
+        reading = decode_state(payload)
+        state.reading, state.received_at = reading, self._clock.now()
+        state.pending = state.pending_at = None
+        if state.availability_at is not None and reading.at > state.availability_at:
+            # A gateway that reports state measured after it was said to be offline is
+            # back, whatever order the broker replayed the notices in (a broker restart
+            # can deliver a stale Last Will after the retained "online").
+            state.availability = Availability.ONLINE
+            state.availability_at = state.received_at
+            self._emit(AvailabilityChanged(gateway_id, True, state.received_at))
+
+    def _take_pending(self, gateway_id: str, state: _GatewayState) -> None:
+        payload, at = state.pending, state.pending_at
+        state.pending = state.pending_at = None
+        if payload is None:
+            return
+        try:
+            state.reading = decode_state(payload)
+            state.received_at = at
+        except ProtocolViolation as exc:  # keep the last good state
+            self.stats.malformed += 1
+            state.malformed += 1
+            log.warning(
+                "MQTT gateway %s: malformed message on %s: %s",
+                gateway_id,
+                self.topics.topic(gateway_id, TopicKind.STATE),
+                exc,
+            )
+
     def _read(self, gateway_id: str) -> GatewayReading:
         state = self._states.get(gateway_id)
+        if state is not None:
+            self._take_pending(gateway_id, state)
         if state is None or state.reading is None or state.received_at is None:
             raise GatewayUnavailable(f"MQTT gateway {gateway_id}: has not reported any state")
         if state.availability is Availability.OFFLINE:

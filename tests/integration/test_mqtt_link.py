@@ -622,7 +622,15 @@ async def test_malformed_payloads_are_counted_logged_and_survived(
         await link.wait_connected(WAIT_S)
         topic = f"{mqtt_prefix}/gw/rogue-gw"
         for kind, payload in bad:
+            received = link.stats.messages_in
             await rogue.publish(f"{topic}/{kind}", payload, qos=1)
+            if kind == "state":  # a state is decoded when read: read each bad one
+                for _ in range(100):
+                    if link.stats.messages_in > received:
+                        break
+                    await asyncio.sleep(0.02)
+                with pytest.raises(GatewayUnavailable):
+                    await link.gateway("rogue-gw").read()
         await rogue.publish(f"{topic}/state", json.dumps(good_state).encode(), qos=1)
         state = await wait_reading(link.gateway("rogue-gw"), lambda r: True)
         assert lum(state, 0).level_pct == 50  # the loop went on after the bad ones
