@@ -50,7 +50,6 @@ from sqlalchemy import (
     Integer,
     column,
     literal,
-    literal_column,
     union_all,
     values,
 )
@@ -519,15 +518,9 @@ async def _daily(session: AsyncSession, req: _Request) -> tuple[list[EnergyRow],
         (func.sum(e.burning_s) if month else col(e.burning_s)).label("burning_s"),
         (func.sum(nights.c.dark_s) if month else nights.c.dark_s).label("dark_s"),
     ]
-    day: Any = col(e.day)
-    if session.bind is not None and session.bind.dialect.name == "sqlite":
-        # SQLite would loop over the calendar and fetch each day's rows through the day
-        # index, one random read per row (3x slower over a year); the unary + keeps that
-        # index out of the join, so it scans the table once and looks each day up instead.
-        day = literal_column(f"+{EnergyDaily.__tablename__}.day", Date)
     inner_stmt = (
         core_select(*keys, *sums)
-        .join(nights, nights.c.day == day)
+        .join(nights, nights.c.day == col(e.day))
         .where(col(e.day) >= rng.first_day, col(e.day) <= rng.last_day)
     )
     inner = (inner_stmt.group_by(*keys) if month else inner_stmt).subquery("per_luminaire")
