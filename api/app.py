@@ -8,7 +8,7 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 
 from api.dashboard import install_dashboard
-from api.errors import install_error_handlers
+from api.errors import ERROR_RESPONSES, install_error_handlers
 from api.routers import (
     audit,
     energy,
@@ -101,7 +101,7 @@ def create_app(
             allow_headers=["Authorization", "Content-Type"],
         )
     install_security(app, settings)  # after every add_middleware: it must be outermost
-    v1 = APIRouter(prefix="/api/v1")
+    v1 = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
     routers = (health, gateways, lamp_types, luminaires, groups, schedules, overrides, state)
     for module in (*routers, faults, audit):
         v1.include_router(module.router)

@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -34,6 +35,31 @@ from controller.errors import (
 )
 
 log = logging.getLogger(__name__)
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+    row: int | None = None
+
+
+class ErrorBody(BaseModel):
+    """The one shape of every error answer."""
+
+    error: str
+    message: str
+    fields: list[FieldError] | None = None
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "No key, or an unknown or revoked key"},
+    403: {"model": ErrorBody, "description": "The key's role may not do this"},
+    404: {"model": ErrorBody, "description": "No such entity"},
+    409: {"model": ErrorBody, "description": "Conflicts with existing data"},
+    422: {"model": ErrorBody, "description": "Invalid input; `fields` names each problem"},
+    429: {"model": ErrorBody, "description": "Too many failed authentications from this address"},
+}
+"""Documented on every /api/v1 operation (OpenAPI), so clients see the real error shape."""
 
 _STATUS: list[tuple[type[LightingError], int, str]] = [
     (NotFound, 404, "not_found"),

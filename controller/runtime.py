@@ -38,7 +38,7 @@ from controller.fault_tracker import Transition, TransitionKind
 from controller.gateway import Gateway
 from controller.reconcile import Target, Tracked, plan, record_readings, record_sent
 from controller.settings import Settings
-from controller.tables import ReadingRow
+from controller.tables import IngestBatch, ReadingRow
 from controller.targets import GatewayInfo, LuminaireInfo, TargetBook, load_target_book
 from controller.telemetry import LuminaireRef, StateRecord, TelemetrySink
 from controller.values import Address, DeviceFlag, Level, Protocol, Reading
@@ -402,6 +402,8 @@ class Controller:
         try:
             async with self.db.engine.begin() as conn:
                 await conn.execute(delete(ReadingRow).where(ReadingRow.at < cutoff))  # type: ignore[arg-type]
+                old = self.clock.now() - timedelta(days=3)
+                await conn.execute(delete(IngestBatch).where(IngestBatch.at < old))  # type: ignore[arg-type]
         except Exception as exc:  # housekeeping must not stop the controller
             log.warning("deleting old readings failed: %s", exc)
 

@@ -365,3 +365,13 @@ class Lease(SQLModel, table=True):
     owner: str = Field(max_length=100, index=True)
     expires_at: datetime
     acquired_at: datetime = Field(default_factory=utcnow)
+
+
+class IngestBatch(SQLModel, table=True):
+    """Telemetry batches that landed (written in the same transaction as their rows), so a
+    batch retried after a lost COMMIT is not written twice. Pruned after a few days."""
+
+    __tablename__ = "ingest_batch"
+
+    id: str = Field(primary_key=True, max_length=32)
+    at: datetime = Field(index=True)

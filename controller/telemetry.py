@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -20,13 +21,13 @@ from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, insert
+from sqlalchemy import Table, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
 from controller.db import Database
 from controller.energy import Sample, energy_between
-from controller.tables import EnergyDaily, EnergyHourly, ReadingRow, StateChange
+from controller.tables import EnergyDaily, EnergyHourly, IngestBatch, ReadingRow, StateChange
 from controller.values import Reading
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ _READING: Table = ReadingRow.__table__  # type: ignore[attr-defined]
 _STATE: Table = StateChange.__table__  # type: ignore[attr-defined]
 _HOURLY: Table = EnergyHourly.__table__  # type: ignore[attr-defined]
 _DAILY: Table = EnergyDaily.__table__  # type: ignore[attr-defined]
+_BATCH: Table = IngestBatch.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,9 +181,10 @@ class TelemetrySink:
         self._wake = asyncio.Event()
         self.ledger = EnergyLedger(tz)
         self.stats = TelemetryStats()
+        self._retry: _Unit | None = None
 
     def _room(self, n: int) -> int:
-        free = self._capacity - len(self._items)
+        free = self._capacity - self.depth
         if free < n:
             self.stats.dropped += n - max(free, 0)
             if free <= 0:
@@ -199,26 +202,27 @@ class TelemetrySink:
         self.stats.received += len(rows)
         keep = self._room(len(rows))
         self._items.extend(rows[:keep])
-        self.stats.depth = len(self._items)
+        self.stats.depth = self.depth
         self._wake.set()
 
     def offer_states(self, records: Sequence[StateRecord]) -> None:
         self.stats.received += len(records)
         keep = self._room(len(records))
         self._items.extend(records[:keep])
-        self.stats.depth = len(self._items)
+        self.stats.depth = self.depth
         self._wake.set()
 
     @property
     def depth(self) -> int:
-        return len(self._items)
+        """Rows waiting for the database (the buffer and a unit being retried)."""
+        return len(self._items) + (len(self._retry.items) if self._retry is not None else 0)
 
     async def run(self) -> None:
         """Write batches until cancelled; on cancel, one last flush is attempted."""
         backoff = 0.5
         try:
             while True:
-                if not self._items:
+                if not self._items and self._retry is None:
                     self._wake.clear()
                     try:
                         async with asyncio.timeout(self._flush_interval_s):
@@ -238,52 +242,94 @@ class TelemetrySink:
         """Write everything buffered now (used at shutdown and by tests)."""
         for _ in range(1000):
             if not await self._write_batch() or (
-                not self._items and not self.ledger.hourly and not self.ledger.daily
+                not self._items
+                and self._retry is None
+                and not self.ledger.hourly
+                and not self.ledger.daily
             ):
                 return
 
-    async def _write_batch(self) -> bool:
+    def _next_unit(self) -> _Unit | None:
+        if self._retry is not None:
+            return self._retry
         batch = [self._items.popleft() for _ in range(min(self._batch_size, len(self._items)))]
-        readings = [i for i in batch if isinstance(i, dict)]
+        hourly, daily = self.ledger.take()
+        if not batch and not hourly and not daily:
+            return None
+        return _Unit(uuid.uuid4().hex, batch, hourly, daily)
+
+    async def _write_batch(self) -> bool:
+        """Write one unit exactly once.
+
+        A unit that failed is retried as the same unit, under the same id: when the
+        connection broke during COMMIT the outcome is unknown, and the id row written in
+        the same transaction tells whether it landed (no duplicated readings, no energy
+        counted twice).
+        """
+        unit = self._next_unit()
+        if unit is None:
+            return True
+        readings = [i for i in unit.items if isinstance(i, dict)]
         states = [
             {"luminaire_id": s.luminaire_id, "at": s.at, "kind": s.kind, "level": s.level,
              "source": s.source, "detail": s.detail}
-            for s in batch
+            for s in unit.items
             if isinstance(s, StateRecord)
         ]  # fmt: skip
-        hourly, daily = self.ledger.take()
-        if not batch and not hourly and not daily:
-            return True
         started = time.perf_counter()
         try:
             async with self._db.engine.begin() as conn:
-                if readings:
-                    await conn.execute(insert(_READING), readings)
-                if states:
-                    await conn.execute(insert(_STATE), states)
-                if hourly:
-                    await conn.execute(
-                        _upsert(conn.dialect.name, _HOURLY, ["luminaire_id", "hour"]), hourly
-                    )
-                if daily:
-                    await conn.execute(
-                        _upsert(conn.dialect.name, _DAILY, ["luminaire_id", "day"]), daily
-                    )
+                landed = (
+                    unit.attempts > 0
+                    and (
+                        await conn.execute(select(_BATCH.c.id).where(_BATCH.c.id == unit.id))
+                    ).first()
+                    is not None
+                )
+                if not landed:
+                    if readings:
+                        await conn.execute(insert(_READING), readings)
+                    if states:
+                        await conn.execute(insert(_STATE), states)
+                    if unit.hourly:
+                        await conn.execute(
+                            _upsert(conn.dialect.name, _HOURLY, ["luminaire_id", "hour"]),
+                            unit.hourly,
+                        )
+                    if unit.daily:
+                        await conn.execute(
+                            _upsert(conn.dialect.name, _DAILY, ["luminaire_id", "day"]),
+                            unit.daily,
+                        )
+                    await conn.execute(insert(_BATCH), [{"id": unit.id, "at": datetime.now(UTC)}])
         except (SQLAlchemyError, OSError) as exc:
             self.stats.failures += 1
+            unit.attempts += 1
+            self._retry = unit
             if self.stats.failures == 1 or self.stats.failures % 100 == 0:
                 log.warning(
                     "telemetry write failed (%d so far), will retry: %s", self.stats.failures, exc
                 )
-            self._items.extendleft(reversed(batch))
-            self.ledger.put_back(hourly, daily)
+            self.stats.depth = self.depth
             return False
-        self.stats.written += len(batch)
+        self._retry = None
+        self.stats.written += len(unit.items)
         self.stats.written_readings += len(readings)
         self.stats.batches += 1
         self.stats.last_batch_s = time.perf_counter() - started
-        self.stats.depth = len(self._items)
+        self.stats.depth = self.depth
         return True
+
+
+@dataclass(slots=True)
+class _Unit:
+    """One write: rows and rollups, retried whole under one id until it lands."""
+
+    id: str
+    items: list[dict[str, Any] | StateRecord]
+    hourly: list[dict[str, Any]]
+    daily: list[dict[str, Any]]
+    attempts: int = 0
 
 
 def _upsert(dialect: str, table: Table, keys: list[str]) -> Any:
