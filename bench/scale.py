@@ -82,9 +82,7 @@ async def fresh_db(kind: str, tmp: Path) -> Any:
     conn = await asyncpg.connect(PG_DSN, timeout=5)
     await conn.execute(f'CREATE DATABASE "{name}"')
     await conn.close()
-    url = f"{PG_DSN.rpartition('/')[0]}/{name}".replace(
-        "postgresql://", "postgresql+asyncpg://", 1
-    )
+    url = f"{PG_DSN.rpartition('/')[0]}/{name}".replace("postgresql://", "postgresql+asyncpg://", 1)
     try:
         async with connect(url) as db:
             await migrate.upgrade(db)
@@ -234,7 +232,7 @@ async def bench_ingest(quick: bool) -> None:
             sys_t: list[float] = []
             bare_t: list[float] = []
             for rep in range(repeats):
-                for side in (("bare", "system") if rep % 2 == 0 else ("system", "bare")):
+                for side in ("bare", "system") if rep % 2 == 0 else ("system", "bare"):
                     async with fresh_db(kind, Path(tmp)) as db:
                         refs = await ingest_setup(db, luminaires)
                         rounds = make_rounds(refs, rounds_n)
@@ -385,7 +383,9 @@ class LogCounter(logging.Handler):
     def summary(self) -> str:
         if not self.counts:
             return "no warnings"
-        return "; ".join(f"{n}x [{k}]" for k, n in sorted(self.counts.items(), key=lambda kv: -kv[1]))
+        return "; ".join(
+            f"{n}x [{k}]" for k, n in sorted(self.counts.items(), key=lambda kv: -kv[1])
+        )
 
     def reset(self) -> None:
         self.counts.clear()
@@ -431,7 +431,9 @@ async def bench_fanout(quick: bool, *, footprint: bool, fanout: bool) -> None:
                 )  # fmt: skip
                 if await child.wait() != 0:
                     raise RuntimeError("inventory import failed")
-                print(f"   inventory migrated+imported in a child process in {time.perf_counter() - t1:.1f} s")
+                print(
+                    f"   inventory migrated+imported in a child process in {time.perf_counter() - t1:.1f} s"
+                )
                 gateway_ids = ctrl_gateway_ids(fleet.inventory)
                 fleet.inventory = {}  # 100k features: not the controller's memory
                 async with connect(db_url) as db:
@@ -464,9 +466,7 @@ async def bench_fanout(quick: bool, *, footprint: bool, fanout: bool) -> None:
                         with contextlib.suppress(asyncio.CancelledError):
                             await task
                 if fanout:
-                    bare_times = await fanout_bare(
-                        broker.port, gateway_ids, 1 if quick else 3
-                    )
+                    bare_times = await fanout_bare(broker.port, gateway_ids, 1 if quick else 3)
                     c, b = statistics.median(ctrl_times), statistics.median(bare_times)
                     ratio = c / b
                     ok = ratio <= 1.5 and c < 5.0
@@ -477,7 +477,9 @@ async def bench_fanout(quick: bool, *, footprint: bool, fanout: bool) -> None:
                         + ", ".join(f"{t:.3f}" for t in bare_times)
                         + f"), ratio {ratio:.2f}  [{verdict(ok)}: <=1.5x and <5 s]"
                     )
-                    record("fan-out 100k luminaires", f"{c:.2f} s vs bare {b:.2f} s = {ratio:.3f}x", ok)
+                    record(
+                        "fan-out 100k luminaires", f"{c:.2f} s vs bare {b:.2f} s = {ratio:.3f}x", ok
+                    )
 
 
 def ctrl_gateway_ids(inventory: dict[str, Any]) -> list[str]:
@@ -495,6 +497,8 @@ async def measure_footprint(ctrl: Any, quick: bool, rss_before: float) -> None:
     record("footprint RSS @100k", f"{rss:.0f} MB (peak {hwm:.0f} MB)", ok)
     window = 15.0 if quick else 30.0
     cycles0 = sum(s.cycles for s in ctrl.gateways.values())
+    commands0 = sum(s.commands for s in ctrl.gateways.values())
+    written0 = ctrl.sink.stats.received
     profiler = None
     if os.environ.get("SCALE_PROFILE_REST"):  # pyinstrument on sys.path (not the venv)
         from pyinstrument import Profiler
@@ -511,11 +515,14 @@ async def measure_footprint(ctrl: Any, quick: bool, rss_before: float) -> None:
         )
         print(f"   (profile of the rest window written to {os.environ['SCALE_PROFILE_REST']})")
     cycles = sum(s.cycles for s in ctrl.gateways.values()) - cycles0
+    commands = sum(s.commands for s in ctrl.gateways.values()) - commands0
+    received = ctrl.sink.stats.received - written0
     pct = 100 * (c1 - c0) / (w1 - w0)
     ok = pct < 5.0
     print(
         f"   CPU at rest: {c1 - c0:.2f} s CPU over {w1 - w0:.1f} s wall = {pct:.1f} % of one core "
-        f"({cycles:,} gateway cycles, mqtt_read_interval_s="
+        f"({cycles:,} gateway cycles, {commands:,} commands sent, {received:,} telemetry "
+        f"items offered, mqtt_read_interval_s="
         f"{ctrl.settings.controller.mqtt_read_interval_s:g})  [{verdict(ok)}: <5 %]"
     )
     record("CPU at rest @100k", f"{pct:.1f} % of one core", ok)
@@ -539,9 +546,11 @@ async def fanout_controller(
             await create(
                 session=session,
                 data=OverrideCreate(
-                    targets=OverrideTargets(all=True), level=level, duration_min=120,
+                    targets=OverrideTargets(all=True),
+                    level=level,
+                    duration_min=120,
                     reason=f"bench fan-out {i}",
-                ),  # fmt: skip
+                ),
                 actor=ACTOR,
                 now=ctrl.clock.now(),
             )
@@ -585,7 +594,13 @@ async def fanout_bare(port: int, gateway_ids: list[str], runs: int) -> list[floa
                 cid = uuid.uuid4().hex
                 levels = {Address(a): level for a in range(FAN_PER_GATEWAY)}
                 cmds.append(
-                    (gw, cid, encode_command(Command(cid, Source.OVERRIDE, 0.0, levels, datetime.now(UTC))))
+                    (
+                        gw,
+                        cid,
+                        encode_command(
+                            Command(cid, Source.OVERRIDE, 0.0, levels, datetime.now(UTC))
+                        ),
+                    )
                 )
             gc.collect()
             started = time.perf_counter()
@@ -593,7 +608,9 @@ async def fanout_bare(port: int, gateway_ids: list[str], runs: int) -> list[floa
                 for gw, cid, payload in cmds:
                     tg.create_task(bare.command(gw, cid, payload))
             elapsed = time.perf_counter() - started
-            print(f"   bare run {i + 1}: {len(cmds):,} commands published at QoS 1, all acked in {elapsed:.3f} s")
+            print(
+                f"   bare run {i + 1}: {len(cmds):,} commands published at QoS 1, all acked in {elapsed:.3f} s"
+            )
             times.append(elapsed)
             await asyncio.sleep(1.0)
     return times
@@ -624,7 +641,9 @@ async def bench_modbus(quick: bool) -> None:
         args = ["--modbus-gateways", str(MODBUS_GATEWAYS), "--per-gateway", str(MODBUS_PER_GATEWAY)]
         async with FleetProcess(args, tmp) as fleet, contextlib.AsyncExitStack() as stack:
             gws = [g for g in fleet.inventory["gateways"] if g["protocol"] == "modbus"]
-            print(f"   fleet pid {fleet.proc.pid if fleet.proc else '?'} up in {time.perf_counter() - t0:.1f} s")
+            print(
+                f"   fleet pid {fleet.proc.pid if fleet.proc else '?'} up in {time.perf_counter() - t0:.1f} s"
+            )
             drivers = []
             for g in gws:
                 # as Controller._open_modbus opens it (default counters_max_age_s=60)
@@ -663,7 +682,7 @@ async def bench_modbus(quick: bool) -> None:
             d_cpu = b_cpu = 0.0
             d_req = 0
             for i in range(cycles):
-                for side in (("d", "b") if i % 2 == 0 else ("b", "d")):
+                for side in ("d", "b") if i % 2 == 0 else ("b", "d"):
                     gc.collect()
                     req0 = sum(gw.stats.requests for gw in drivers)
                     c0, w0 = cpu_s(), time.perf_counter()
@@ -690,7 +709,11 @@ async def bench_modbus(quick: bool) -> None:
                 f"{len(status_plan)} requests/gateway/cycle)"
             )
             print(f"   ratio driver/bare {ratio:.3f}  [{verdict(ok)}: <=1.3x]")
-            record("modbus cycle 200x64", f"{d * 1000:.0f} ms vs bare {b * 1000:.0f} ms = {ratio:.3f}x", ok)
+            record(
+                "modbus cycle 200x64",
+                f"{d * 1000:.0f} ms vs bare {b * 1000:.0f} ms = {ratio:.3f}x",
+                ok,
+            )
 
 
 # --------------------------------------------------------------------------- main
@@ -705,7 +728,9 @@ async def main(which: str, quick: bool) -> int:
     if which in ("ingest", "all"):
         await bench_ingest(quick)
     if which in ("fanout", "footprint", "all"):
-        await bench_fanout(quick, footprint=which in ("footprint", "all"), fanout=which != "footprint")
+        await bench_fanout(
+            quick, footprint=which in ("footprint", "all"), fanout=which != "footprint"
+        )
     if which in ("modbus", "all"):
         await bench_modbus(quick)
     print(f"\n== summary ({time.perf_counter() - started:.0f} s; machine: {describe()})")

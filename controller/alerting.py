@@ -75,6 +75,7 @@ class FaultMonitor:
     tracker: FaultTracker = field(default_factory=FaultTracker)
     histories: dict[int, LampHistory] = field(default_factory=dict)
     observed_at: dict[int, datetime] = field(default_factory=dict)
+    _lamps: dict[tuple[int, int, float], LampType] = field(default_factory=dict)
     pending: list[Transition] = field(default_factory=list)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     on_stored: Callable[[], None] | None = None
@@ -106,13 +107,13 @@ class FaultMonitor:
                 info = book.luminaires.get(lid)
                 if info is None:
                     continue
-                lamp = self._lamp(book, info.lamp_type_id, info.rated_power_w)
                 reading = snapshot.luminaires.get(address)
                 if reading is not None:
                     seen = self.observed_at.get(lid)
                     if seen is not None and reading.at <= seen:
                         continue  # the same report again (MQTT state is pushed, read is pulled)
                     self.observed_at[lid] = reading.at
+                lamp = self._lamp(book, info.lamp_type_id, info.rated_power_w)
                 history = remember(self.histories.get(lid, LampHistory()), reading, lamp)
                 self.histories[lid] = history
                 tracked = state.tracked.get(address)
@@ -140,6 +141,16 @@ class FaultMonitor:
             self.wake.set()
 
     def _lamp(self, book: TargetBook, lamp_type_id: int, rated_w: float) -> LampType:
+        key = (id(book), lamp_type_id, rated_w)
+        cached = self._lamps.get(key)
+        if cached is None:
+            if len(self._lamps) > 1000:
+                self._lamps.clear()
+            cached = self._lamps[key] = self._make_lamp(book, lamp_type_id, rated_w)
+        return cached
+
+    @staticmethod
+    def _make_lamp(book: TargetBook, lamp_type_id: int, rated_w: float) -> LampType:
         t = book.lamp_types.get(lamp_type_id)
         if t is None:
             return LampType(rated_power_w=rated_w)

@@ -40,7 +40,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from pydantic import ConfigDict, Field
@@ -77,6 +77,10 @@ MAX_HOUR_RANGE_DAYS = 93
 """Longest range an hourly report covers (about a quarter: 2,232 rows per key)."""
 MAX_DATE_RANGE_DAYS = 3660
 """Longest range a daily or monthly report covers (ten years)."""
+EARLIEST = date(2000, 1, 1)
+LATEST = date(2199, 12, 31)
+"""Dates outside these are refused: no energy is recorded there, and at the ends of the
+calendar a local midnight has no UTC instant."""
 
 
 class Interval(StrEnum):
@@ -156,6 +160,9 @@ class ReportRange:
 # --- range parsing ---------------------------------------------------------------------------
 
 
+_Moment = TypeVar("_Moment", date, datetime)
+
+
 def _problem(field: str, message: str) -> InvalidInput:
     return InvalidInput(f"{field}: {message}", [FieldProblem(f"{field} (query)", message)])
 
@@ -186,6 +193,13 @@ def _parse_instant(text: str, field: str, tz: ZoneInfo) -> datetime:
     return value.replace(tzinfo=tz) if value.tzinfo is None else value
 
 
+def _in_calendar(value: _Moment, field: str) -> _Moment:
+    day = value.date() if isinstance(value, datetime) else value
+    if not EARLIEST <= day <= LATEST:
+        raise _problem(field, f"must be between {EARLIEST} and {LATEST}")
+    return value
+
+
 def parse_range(interval: Interval, from_text: str, to_text: str, tz: ZoneInfo) -> ReportRange:
     """Validate ``from``/``to`` for ``interval``; :class:`InvalidInput` names the field.
 
@@ -194,8 +208,8 @@ def parse_range(interval: Interval, from_text: str, to_text: str, tz: ZoneInfo) 
     is the whole month), at most :data:`MAX_DATE_RANGE_DAYS` days.
     """
     if interval is Interval.HOUR:
-        start = _parse_instant(from_text, "from", tz)
-        end = _parse_instant(to_text, "to", tz)
+        start = _in_calendar(_parse_instant(from_text, "from", tz), "from")
+        end = _in_calendar(_parse_instant(to_text, "to", tz), "to")
         if end <= start:
             raise _problem("to", "must be after from (to is exclusive for hourly reports)")
         if end - start > timedelta(days=MAX_HOUR_RANGE_DAYS):
@@ -205,8 +219,8 @@ def parse_range(interval: Interval, from_text: str, to_text: str, tz: ZoneInfo) 
                 "use interval=day or month for longer ranges",
             )
         return ReportRange(interval, start.astimezone(UTC), end.astimezone(UTC))
-    first = _parse_day(from_text, "from", month_end=False)
-    last = _parse_day(to_text, "to", month_end=True)
+    first = _in_calendar(_parse_day(from_text, "from", month_end=False), "from")
+    last = _in_calendar(_parse_day(to_text, "to", month_end=True), "to")
     if last < first:
         raise _problem("to", "must not be before from")
     if (last - first).days + 1 > MAX_DATE_RANGE_DAYS:

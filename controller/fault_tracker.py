@@ -279,9 +279,15 @@ class FaultTracker:
         )
         transitions: list[Transition] = []
         absent = evaluation.absent
+        present = evaluation.present
+        tracks = self._tracks
         for fault in _ORDER:
             key = (subject, fault)
-            track = self._tracks.get(key, _IDLE)
+            track = tracks.get(key)
+            if track is None:
+                if fault not in present or (suppressed and fault in EXPLAINED_BY_GATEWAY):
+                    continue  # idle and not holding: stays idle (the common case, kept cheap)
+                track = _IDLE
             if track.last_at is not None and at < track.last_at:
                 continue  # out of order: the newer observation already decided
             if suppressed and fault in EXPLAINED_BY_GATEWAY:

@@ -41,7 +41,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from controller.errors import FieldProblem, InvalidInput, NotFound
 from controller.inventory import group_condition
-from controller.schemas import GroupKind
+from controller.schemas import MAX_DB_ID, GroupKind
 from controller.settings import SiteSettings
 from controller.tables import LampType, Luminaire, LuminaireGroup, ReadingRow, StateChange
 from controller.values import DeviceFlag
@@ -524,7 +524,11 @@ async def get_entity(
         rows = (await session.exec(_luminaires_with_lamp().where(Luminaire.name == local))).all()
         if rows:
             return (await _streetlights(session, rows, site, live))[0]
-    elif entity_type in (EntityType.GROUP, EntityType.MODEL) and local.isdigit():
+    elif (
+        entity_type in (EntityType.GROUP, EntityType.MODEL)
+        and local.isdigit()
+        and 1 <= int(local) <= MAX_DB_ID
+    ):
         if entity_type is EntityType.GROUP:
             found = await _groups_with_members(session, only=int(local))
             if found:

@@ -41,7 +41,7 @@ from controller.settings import Settings
 from controller.tables import IngestBatch, ReadingRow
 from controller.targets import GatewayInfo, LuminaireInfo, TargetBook, load_target_book
 from controller.telemetry import LuminaireRef, StateRecord, TelemetrySink
-from controller.values import Address, DeviceFlag, Level, Protocol, Reading
+from controller.values import Address, DeviceFlag, GatewayReading, Level, Protocol, Reading
 
 if TYPE_CHECKING:
     from protocols.mqtt import MqttLink
@@ -200,12 +200,11 @@ class Controller:
                     session=session, settings=self.settings, now=self.clock.now()
                 )
             self.book = book
+            per_gateway: dict[int, dict[Address, int]] = {}
+            for info in book.luminaires.values():  # one pass, not one per gateway
+                per_gateway.setdefault(info.gateway_id, {})[info.address] = info.id
             for gw_id, state in self.gateways.items():
-                state.addresses = {
-                    info.address: info.id
-                    for info in book.luminaires.values()
-                    if info.gateway_id == gw_id
-                }
+                state.addresses = per_gateway.get(gw_id, {})
             self._plan()
         self.wake_all()
 
@@ -435,7 +434,10 @@ class Controller:
             else None,
             clock=self.clock,
             ack_timeout_s=self.settings.controller.mqtt_ack_timeout_s,
-            stale_after_s=max(60.0, 6 * self.settings.controller.mqtt_read_interval_s),
+            stale_after_s=max(
+                self.settings.controller.mqtt_stale_after_s,
+                2 * self.settings.controller.mqtt_read_interval_s,
+            ),
         )
         self.mqtt_link = link
         self.dispatcher.link = link
@@ -499,22 +501,30 @@ class Controller:
     async def _cycle(self, state: GatewayState, gateway: Gateway) -> None:
         now = self.clock.now()
         came_back = state.online is not True
+        snapshot: GatewayReading | None = None
         try:
             snapshot = await gateway.read()
         except GatewayUnavailable as exc:
             self._mark_offline(state, str(exc))
-            if self.book is not None:
-                self.monitor.observe(state, self.book, now, None)
-            # An MQTT gateway that has not reported yet but has not said it is offline may
-            # still take commands (state comes on its own schedule); try, the ack decides.
+            # An MQTT gateway that has not reported (recently) but has not said it is offline
+            # may still take commands (state comes on its own schedule); try, the ack decides.
+            # Only the differences go: without a reading there is no "came back" refresh.
             if getattr(gateway, "online", False) is not True:
+                if self.book is not None:
+                    self.monitor.observe(state, self.book, now, None)
                 return
         else:
             self._mark_online(state, now)
             state.mains_present = snapshot.mains_present
             self._take_readings(state, snapshot.luminaires.values())
+        try:
+            await self._reconcile(state, gateway, came_back and snapshot is not None)
+        finally:
+            # Fault evaluation comes after the commands: at scale it must not hold them up.
             if self.book is not None:
                 self.monitor.observe(state, self.book, now, snapshot)
+
+    async def _reconcile(self, state: GatewayState, gateway: Gateway, came_back: bool) -> None:
         if self.book is None:
             return
         now = self.clock.now()

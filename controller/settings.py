@@ -137,6 +137,12 @@ class ControllerSettings(_Section):
     store_raw_readings: bool = True
     reading_retention_days: int = Field(30, ge=1, description="Raw readings older are deleted")
     mqtt_ack_timeout_s: float = Field(5.0, gt=0, le=120)
+    mqtt_stale_after_s: float = Field(
+        120.0,
+        gt=0,
+        description="An MQTT gateway's state older than this counts as silence; make it a few "
+        "times the gateways' own state interval",
+    )
 
 
 class WebhookSettings(_Section):

@@ -17,7 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
-from api.deps import PrincipalDep, SessionDep, SettingsDep
+from api.deps import MAX_ID, PrincipalDep, SessionDep, SettingsDep
 from api.errors import validation_fields
 from controller import ngsi
 from controller.errors import (
@@ -158,7 +158,7 @@ async def query_entities(
     _: PrincipalDep,
     type_: Annotated[str | None, Query(alias="type", description="Entity type")] = None,
     limit: Annotated[int, Query(ge=0, description="Page size (0 with count=true)")] = 20,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
     count: Annotated[bool, Query(description="Total in the NGSILD-Results-Count header")] = False,
     options: Annotated[str | None, Query(description="keyValues or normalized")] = None,
 ) -> Response:

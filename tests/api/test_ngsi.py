@@ -465,6 +465,8 @@ async def test_entities_by_id(
         ("/entities/urn:ngsi-ld:Streetlight:hue:P1-LD-001", 404, "ResourceNotFound"),
         ("/entities/urn:ngsi-ld:StreetlightControlCabinet:dong-ha:1", 404, "ResourceNotFound"),
         ("/entities/urn:ngsi-ld:StreetlightGroup:dong-ha:abc", 404, "ResourceNotFound"),
+        ("/entities/urn:ngsi-ld:StreetlightModel:dong-ha:99999999999", 404, "ResourceNotFound"),
+        ("/entities?type=Streetlight&offset=99999999999", 400, "BadRequestData"),
         ("/entities/not a uri", 400, "BadRequestData"),
         ("/entities?type=Luminaire", 400, "BadRequestData"),
         ("/entities", 400, "BadRequestData"),
