@@ -235,6 +235,7 @@ class EnergyHourly(SQLModel, table=True):
     """Energy per luminaire per hour (UTC hour start); kept for good."""
 
     __tablename__ = "energy_hourly"
+    __table_args__ = (Index("ix_energy_hourly_hour", "hour"),)
 
     luminaire_id: int = Field(foreign_key="luminaire.id", primary_key=True, ondelete="CASCADE")
     hour: datetime = Field(primary_key=True)
