@@ -18,6 +18,7 @@ from api.routers import (
     health,
     lamp_types,
     luminaires,
+    metrics,
     ngsi,
     overrides,
     schedules,
@@ -107,6 +108,7 @@ def create_app(
         v1.include_router(module.router)
     v1.include_router(energy.router)
     app.include_router(v1)
+    app.include_router(metrics.router)
     app.include_router(ngsi.router, prefix="/ngsi-ld/v1")
     install_dashboard(app)
     return app

@@ -21,7 +21,7 @@ from typing import Any
 import uvicorn
 
 from api.app import create_app
-from controller import auth, migrate, production
+from controller import auth, logs, migrate, production
 from controller.broker import local_broker
 from controller.clock import AcceleratedClock, Clock, SystemClock
 from controller.db import Database, connect
@@ -36,12 +36,7 @@ log = logging.getLogger(__name__)
 
 
 def configure_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
-    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
-    # pymodbus logs every timeout as an ERROR with raw frames; the driver reports
-    # gateway outages itself, once when they start and once when they end.
-    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+    logs.configure()
 
 
 async def serve_api(

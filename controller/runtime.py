@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
+from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -36,6 +37,7 @@ from controller.db import Database
 from controller.errors import ConfigError, GatewayUnavailable, LightingError
 from controller.fault_tracker import Transition, TransitionKind
 from controller.gateway import Gateway
+from controller.metrics import Histogram
 from controller.reconcile import Target, Tracked, plan, record_readings, record_sent
 from controller.settings import Settings
 from controller.tables import IngestBatch, ReadingRow
@@ -141,6 +143,8 @@ class Controller:
         self._loops: dict[int, asyncio.Task[None]] = {}
         self._link_ready = asyncio.Event()
         self.scheduled_wakeups = 0
+        self.command_latency = Histogram()
+        self.cycle_duration = Histogram()
         self.clock_jumps = 0
 
     # -- public ------------------------------------------------------------------------
@@ -436,7 +440,7 @@ class Controller:
             ack_timeout_s=self.settings.controller.mqtt_ack_timeout_s,
             stale_after_s=max(
                 self.settings.controller.mqtt_stale_after_s,
-                2 * self.settings.controller.mqtt_read_interval_s,
+                6 * self.settings.controller.mqtt_read_interval_s,
             ),
         )
         self.mqtt_link = link
@@ -490,6 +494,7 @@ class Controller:
             raise_if_cancelled()
             state.cycles += 1
             state.last_cycle_s = loop.time() - started
+            self.cycle_duration.observe(state.last_cycle_s)
             real_wait = self._interval_s(state) / self.clock.speed
             try:
                 async with asyncio.timeout(real_wait):
@@ -538,12 +543,14 @@ class Controller:
             state.last_refresh = now
         for batch in plan(targets, state.tracked, now, refresh=refresh):
             raise_if_cancelled()
+            sent = perf_counter()
             try:
                 result = await gateway.apply(batch.levels, source=batch.source, fade_s=batch.fade_s)
             except GatewayUnavailable as exc:
                 self._mark_offline(state, str(exc))
                 return
             state.commands += 1
+            self.command_latency.observe(perf_counter() - sent)
             sent_at = self.clock.now()
             changed = record_sent(state.tracked, batch, result, sent_at, refresh=refresh)
             self.sink.offer_states(
@@ -608,16 +615,21 @@ class Controller:
             self.sink.offer_states(records)
 
     def _mark_offline(self, state: GatewayState, why: str) -> None:
+        extra = {"gateway": state.info.name, "gateway_id": state.info.id}
         if state.online is None:
-            log.info("gateway %s not reachable yet: %s", state.info.name, why)
+            log.info("gateway %s not reachable yet: %s", state.info.name, why, extra=extra)
         elif state.online:
-            log.warning("gateway %s offline: %s", state.info.name, why)
+            log.warning("gateway %s offline: %s", state.info.name, why, extra=extra)
         state.online = False
         state.last_error = why
 
     def _mark_online(self, state: GatewayState, now: datetime) -> None:
         if state.online is False:
-            log.info("gateway %s back online", state.info.name)
+            log.info(
+                "gateway %s back online",
+                state.info.name,
+                extra={"gateway": state.info.name, "gateway_id": state.info.id},
+            )
         state.online = True
         state.last_seen = now
         state.last_error = None

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from sqlmodel import func, select
 
 from api.app import create_app
@@ -154,6 +155,19 @@ async def test_a_whole_night(
             await fleet.clear(modbus_gw, GatewayFault.OFFLINE.value)
             summary = await api.get("/api/v1/state/summary", headers=headers)
             assert summary.status_code == 200
+            scraped = await api.get("/metrics", headers=headers)
+            assert scraped.status_code == 200
+            assert scraped.headers["content-type"].startswith("text/plain; version=0.0.4")
+            families = {f.name: f for f in text_string_to_metric_families(scraped.text)}
+            lights = families["streetlight_luminaires"].samples
+            assert sum(s.value for s in lights) == PER_GATEWAY * len(specs)
+            up = {s.labels["gateway"]: s.value for s in families["streetlight_gateway_up"].samples}
+            assert set(up) == {spec.name for spec in specs}
+            # the gateway just released may not have answered yet; the others are up
+            assert all(v == 1.0 for name, v in up.items() if name != modbus_gw)
+            rtt = families["streetlight_command_round_trip_seconds"].samples
+            assert next(s.value for s in rtt if s.name.endswith("_count")) > 0
+            assert families["streetlight_telemetry_dropped"].samples[0].value == 0
 
             # until 05:30 local, after the off step (sunrise - 10 min)
             await _wait_sim(clock, START + timedelta(hours=11, minutes=25))
