@@ -28,13 +28,24 @@ from controller.email_alerts import build_message
 from controller.email_alerts import send as send_email
 from controller.errors import GatewayUnavailable
 from controller.fault_rules import (
+    DEFAULT_THRESHOLDS,
+    FaultType,
     LampHistory,
     LampType,
+    Severity,
+    Thresholds,
     evaluate_gateway,
     evaluate_luminaire,
     remember,
 )
-from controller.fault_tracker import FaultTracker, Observation, Subject, Transition
+from controller.fault_tracker import (
+    Debounce,
+    FaultTracker,
+    Observation,
+    Subject,
+    TrackerConfig,
+    Transition,
+)
 from controller.faults import AlertContext, load_open_faults, record_transitions
 from controller.settings import Settings
 from controller.tables import AlertOutbox
@@ -73,6 +84,25 @@ class FaultMonitor:
     settings: Settings
     db: Database
     tracker: FaultTracker = field(default_factory=FaultTracker)
+    thresholds: Thresholds = DEFAULT_THRESHOLDS
+
+    @classmethod
+    def from_settings(cls, settings: Settings, db: Database) -> FaultMonitor:
+        """Thresholds, debounce and severities from ``settings.faults``."""
+        f = settings.faults
+        thresholds = Thresholds(
+            voltage_high_pct=f.voltage_high_pct, voltage_low_pct=f.voltage_low_pct,
+            pf_min=f.pf_min, pf_check_min_level_pct=f.pf_check_min_level_pct,
+            warmup_s=f.warmup_s, settle_grace_s=f.settle_grace_s,
+            cycling_window_s=f.cycling_window_s, cycling_min_flips=f.cycling_min_flips,
+            over_temperature_c=f.over_temperature_c,
+        )  # fmt: skip
+        config = TrackerConfig(
+            debounce=Debounce(f.raise_count, f.raise_s, f.clear_count, f.clear_s),
+            severities={FaultType(k): Severity(v) for k, v in f.severities.items()},
+        )
+        return cls(settings, db, tracker=FaultTracker(config), thresholds=thresholds)
+
     histories: dict[int, LampHistory] = field(default_factory=dict)
     observed_at: dict[int, datetime] = field(default_factory=dict)
     _lamps: dict[tuple[int, int, float], LampType] = field(default_factory=dict)
@@ -114,7 +144,9 @@ class FaultMonitor:
                         continue  # the same report again (MQTT state is pushed, read is pulled)
                     self.observed_at[lid] = reading.at
                 lamp = self._lamp(book, info.lamp_type_id, info.rated_power_w)
-                history = remember(self.histories.get(lid, LampHistory()), reading, lamp)
+                history = remember(
+                    self.histories.get(lid, LampHistory()), reading, lamp, self.thresholds
+                )
                 self.histories[lid] = history
                 tracked = state.tracked.get(address)
                 target = state.targets.get(address)
@@ -130,6 +162,7 @@ class FaultMonitor:
                             settle_until=tracked.fade_until if tracked is not None else None,
                             lamp=lamp,
                             history=history,
+                            thresholds=self.thresholds,
                         ),
                         gateway_id=state.info.id,
                     )

@@ -134,7 +134,7 @@ class Controller:
         self._reload_lock = asyncio.Lock()
         self._reload_wanted = asyncio.Event()
         self._notify_wanted = asyncio.Event()
-        self.monitor = FaultMonitor(settings, db)
+        self.monitor = FaultMonitor.from_settings(settings, db)
         self.dispatcher = AlertDispatcher(settings, db)
         self.monitor.on_stored = self.dispatcher.poke
         self.dispatcher.is_leader = lambda: self.leader

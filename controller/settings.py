@@ -145,6 +145,37 @@ class ControllerSettings(_Section):
     )
 
 
+class FaultSettings(_Section):
+    """Site-wide fault thresholds and debounce (per lamp type: rated power and tolerance)."""
+
+    voltage_high_pct: float = Field(10.0, gt=0, le=50, description="Above nominal x (1 + %)")
+    voltage_low_pct: float = Field(15.0, gt=0, lt=100, description="Below nominal x (1 - %)")
+    pf_min: float = Field(0.85, ge=0, le=1, description="Minimum power factor at 100 %")
+    pf_check_min_level_pct: int = Field(50, ge=0, le=100)
+    warmup_s: float = Field(60.0, ge=0, description="No power checks this long after switch-on")
+    settle_grace_s: float = Field(10.0, ge=0, description="No checks until a fade ends + this")
+    cycling_window_s: float = Field(600.0, gt=0)
+    cycling_min_flips: int = Field(6, ge=2)
+    over_temperature_c: float = Field(85.0, gt=0)
+    raise_count: int = Field(3, ge=1, description="Observations before a fault opens")
+    raise_s: float = Field(60.0, ge=0, description="...and seconds the condition held")
+    clear_count: int = Field(3, ge=1, description="Observations without it before it resolves")
+    clear_s: float = Field(120.0, ge=0)
+    severities: dict[str, Literal["warning", "critical"]] = Field(
+        default_factory=dict, description="Per fault type, e.g. powerFactorTooLow = critical"
+    )
+
+    @field_validator("severities")
+    @classmethod
+    def _known_types(cls, value: dict[str, str]) -> dict[str, str]:
+        from controller.fault_rules import FaultType
+
+        unknown = sorted(set(value) - {t.value for t in FaultType})
+        if unknown:
+            raise ValueError(f"unknown fault type(s) {unknown}")
+        return value
+
+
 class WebhookSettings(_Section):
     """One webhook receiver and which alerts it wants (empty list = all)."""
 
@@ -307,6 +338,7 @@ class Settings(BaseSettings):
     schedule: ScheduleSettings = ScheduleSettings()
     controller: ControllerSettings = ControllerSettings()
     alerts: AlertSettings = AlertSettings()
+    faults: FaultSettings = FaultSettings()
     cluster: ClusterSettings = ClusterSettings()
     api: ApiSettings = ApiSettings()
     energy: EnergySettings = EnergySettings()

@@ -68,3 +68,27 @@ def test_bad_environment_value(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STREETLIGHT_MODBUS__TIMEOUT_S", "-1")
     with pytest.raises(ConfigError, match=r"modbus.timeout_s: Input should be greater than 0"):
         load_settings()
+
+
+def test_fault_thresholds_come_from_the_settings(tmp_path: Path) -> None:
+    from controller.alerting import FaultMonitor
+    from controller.db import open_database
+    from controller.fault_rules import FaultType, Severity
+
+    config = tmp_path / "faults.toml"
+    config.write_text(
+        "[faults]\nvoltage_high_pct = 5\nraise_count = 5\nraise_s = 30\n"
+        '[faults.severities]\npowerFactorTooLow = "critical"\n',
+        encoding="utf-8",
+    )
+    monitor = FaultMonitor.from_settings(
+        load_settings(config), open_database("sqlite+aiosqlite://")
+    )
+    assert monitor.thresholds.voltage_limits_v(220.0)[1] == pytest.approx(231.0)
+    debounce = monitor.tracker.config.debounce_for(FaultType.LAMP_FAILURE)
+    assert (debounce.raise_count, debounce.raise_s) == (5, 30.0)
+    assert monitor.tracker.config.severity_of(FaultType.POWER_FACTOR_TOO_LOW) is Severity.CRITICAL
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[faults.severities]\nlampMelted = "critical"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"faults\.severities: Value error, unknown fault type"):
+        load_settings(bad)
