@@ -275,5 +275,6 @@ async def test_a_restarted_controller_restores_levels_at_once(
                 loops = tg.create_task(controller.run(), name="controller")
                 async with asyncio.timeout(5):
                     await all_at_70.wait()
+                restored_in = time.monotonic() - began  # not counting the shutdown below
                 loops.cancel()
-            assert time.monotonic() - began < 5
+            assert restored_in < 5
