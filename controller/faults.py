@@ -493,7 +493,3 @@ async def fault_stats(*, session: AsyncSession, start: datetime, end: datetime) 
             )
         )
     return FaultStats(period_from=start, period_to=end, wards=out)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)

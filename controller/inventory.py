@@ -90,6 +90,85 @@ async def _commit(session: AsyncSession, what: str) -> None:
         raise Conflict(f"{what} conflicts with existing data: {exc.orig}") from exc
 
 
+async def _write_new(
+    session: AsyncSession,
+    row: T,
+    to_public: Callable[[T], P],
+    *,
+    actor: Principal,
+    entity: str,
+    what: str,
+) -> P:
+    """Insert ``row``, audit it, commit; the public view of what was stored."""
+    session.add(row)
+    await session.flush()
+    public = to_public(row)
+    audit.record(
+        session=session,
+        actor=actor,
+        action="create",
+        entity=entity,
+        entity_id=getattr(row, "id", None),
+        after=public,
+    )
+    await _commit(session, what)
+    return public
+
+
+async def _write_update(
+    session: AsyncSession,
+    row: T,
+    values: dict[str, Any],
+    before: P,
+    to_public: Callable[[T], P],
+    *,
+    actor: Principal,
+    entity: str,
+    entity_id: int,
+    what: str,
+) -> P:
+    """Apply validated ``values`` to ``row``, audit before/after, commit."""
+    for key, value in values.items():
+        setattr(row, key, value)
+    setattr(row, "updated_at", _now())  # noqa: B010 - every inventory table has it
+    session.add(row)
+    await session.flush()
+    after = to_public(row)
+    audit.record(
+        session=session,
+        actor=actor,
+        action="update",
+        entity=entity,
+        entity_id=entity_id,
+        before=before,
+        after=after,
+    )
+    await _commit(session, what)
+    return after
+
+
+async def _write_delete(
+    session: AsyncSession,
+    row: SQLModel,
+    before: BaseModel,
+    *,
+    actor: Principal,
+    entity: str,
+    entity_id: int,
+    what: str,
+) -> None:
+    await session.delete(row)
+    audit.record(
+        session=session,
+        actor=actor,
+        action="delete",
+        entity=entity,
+        entity_id=entity_id,
+        before=before,
+    )
+    await _commit(session, what)
+
+
 def _merge(model: BaseModel, update: BaseModel) -> dict[str, Any]:
     """Current values overlaid with the fields the client actually sent."""
     return {**model.model_dump(), **update.model_dump(exclude_unset=True)}
@@ -162,20 +241,14 @@ async def create_gateway(
     *, session: AsyncSession, data: GatewayCreate, actor: Principal
 ) -> GatewayPublic:
     await _check_gateway_unique(session, data.name, data.mqtt_id)
-    row = Gateway(**data.model_dump(mode="json"))
-    session.add(row)
-    await session.flush()
-    public = gateway_public(row)
-    audit.record(
-        session=session,
+    return await _write_new(
+        session,
+        Gateway(**data.model_dump(mode="json")),
+        gateway_public,
         actor=actor,
-        action="create",
         entity="gateway",
-        entity_id=row.id,
-        after=public,
+        what="gateway",
     )
-    await _commit(session, "gateway")
-    return public
 
 
 async def update_gateway(
@@ -198,23 +271,10 @@ async def update_gateway(
             f"{capacity}; move those luminaires first",
             field="unit_ids",
         )
-    for key, value in new.model_dump(mode="json").items():
-        setattr(row, key, value)
-    row.updated_at = _now()
-    session.add(row)
-    await session.flush()
-    after = gateway_public(row)
-    audit.record(
-        session=session,
-        actor=actor,
-        action="update",
-        entity="gateway",
-        entity_id=gateway_id,
-        before=before,
-        after=after,
-    )
-    await _commit(session, "gateway")
-    return after
+    return await _write_update(
+        session, row, new.model_dump(mode="json"), before, gateway_public,
+        actor=actor, entity="gateway", entity_id=gateway_id, what="gateway",
+    )  # fmt: skip
 
 
 async def delete_gateway(*, session: AsyncSession, gateway_id: int, actor: Principal) -> None:
@@ -227,16 +287,9 @@ async def delete_gateway(*, session: AsyncSession, gateway_id: int, actor: Princ
     if used:
         raise Conflict(f"gateway {gateway_id} still serves {used} luminaire(s); move them first")
     before = gateway_public(row)
-    await session.delete(row)
-    audit.record(
-        session=session,
-        actor=actor,
-        action="delete",
-        entity="gateway",
-        entity_id=gateway_id,
-        before=before,
+    await _write_delete(
+        session, row, before, actor=actor, entity="gateway", entity_id=gateway_id, what="gateway"
     )
-    await _commit(session, "gateway")
 
 
 # --- lamp types ---------------------------------------------------------------------------
@@ -276,20 +329,14 @@ async def create_lamp_type(
     *, session: AsyncSession, data: LampTypeCreate, actor: Principal
 ) -> LampTypePublic:
     await _check_lamp_type_unique(session, data.name)
-    row = LampType(**data.model_dump())
-    session.add(row)
-    await session.flush()
-    public = LampTypePublic.model_validate(row)
-    audit.record(
-        session=session,
+    return await _write_new(
+        session,
+        LampType(**data.model_dump()),
+        LampTypePublic.model_validate,
         actor=actor,
-        action="create",
         entity="lamp_type",
-        entity_id=row.id,
-        after=public,
+        what="lamp type",
     )
-    await _commit(session, "lamp type")
-    return public
 
 
 async def update_lamp_type(
@@ -300,23 +347,10 @@ async def update_lamp_type(
     merged = _merge(before, data)
     new = _revalidate(LampTypeCreate, {k: merged[k] for k in LampTypeCreate.model_fields})
     await _check_lamp_type_unique(session, new.name, exclude_id=lamp_type_id)
-    for key, value in new.model_dump().items():
-        setattr(row, key, value)
-    row.updated_at = _now()
-    session.add(row)
-    await session.flush()
-    after = LampTypePublic.model_validate(row)
-    audit.record(
-        session=session,
-        actor=actor,
-        action="update",
-        entity="lamp_type",
-        entity_id=lamp_type_id,
-        before=before,
-        after=after,
-    )
-    await _commit(session, "lamp type")
-    return after
+    return await _write_update(
+        session, row, new.model_dump(), before, LampTypePublic.model_validate,
+        actor=actor, entity="lamp_type", entity_id=lamp_type_id, what="lamp type",
+    )  # fmt: skip
 
 
 async def delete_lamp_type(*, session: AsyncSession, lamp_type_id: int, actor: Principal) -> None:
@@ -331,16 +365,15 @@ async def delete_lamp_type(*, session: AsyncSession, lamp_type_id: int, actor: P
     if used:
         raise Conflict(f"lamp type {lamp_type_id} is used by {used} luminaire(s)")
     before = LampTypePublic.model_validate(row)
-    await session.delete(row)
-    audit.record(
-        session=session,
+    await _write_delete(
+        session,
+        row,
+        before,
         actor=actor,
-        action="delete",
         entity="lamp_type",
         entity_id=lamp_type_id,
-        before=before,
+        what="lamp type",
     )
-    await _commit(session, "lamp type")
 
 
 # --- luminaires ---------------------------------------------------------------------------
@@ -452,20 +485,14 @@ async def create_luminaire(
     *, session: AsyncSession, data: LuminaireCreate, actor: Principal
 ) -> LuminairePublic:
     await _check_luminaire(session, data)
-    row = Luminaire(**data.model_dump())
-    session.add(row)
-    await session.flush()
-    public = LuminairePublic.model_validate(row)
-    audit.record(
-        session=session,
+    return await _write_new(
+        session,
+        Luminaire(**data.model_dump()),
+        LuminairePublic.model_validate,
         actor=actor,
-        action="create",
         entity="luminaire",
-        entity_id=row.id,
-        after=public,
+        what="luminaire",
     )
-    await _commit(session, "luminaire")
-    return public
 
 
 async def update_luminaire(
@@ -476,38 +503,24 @@ async def update_luminaire(
     merged = _merge(before, data)
     new = _revalidate(LuminaireCreate, {k: merged[k] for k in LuminaireCreate.model_fields})
     await _check_luminaire(session, new, exclude_id=luminaire_id)
-    for key, value in new.model_dump().items():
-        setattr(row, key, value)
-    row.updated_at = _now()
-    session.add(row)
-    await session.flush()
-    after = LuminairePublic.model_validate(row)
-    audit.record(
-        session=session,
-        actor=actor,
-        action="update",
-        entity="luminaire",
-        entity_id=luminaire_id,
-        before=before,
-        after=after,
-    )
-    await _commit(session, "luminaire")
-    return after
+    return await _write_update(
+        session, row, new.model_dump(), before, LuminairePublic.model_validate,
+        actor=actor, entity="luminaire", entity_id=luminaire_id, what="luminaire",
+    )  # fmt: skip
 
 
 async def delete_luminaire(*, session: AsyncSession, luminaire_id: int, actor: Principal) -> None:
     row = await _get(session, Luminaire, "luminaire", luminaire_id)
     before = LuminairePublic.model_validate(row)
-    await session.delete(row)
-    audit.record(
-        session=session,
+    await _write_delete(
+        session,
+        row,
+        before,
         actor=actor,
-        action="delete",
         entity="luminaire",
         entity_id=luminaire_id,
-        before=before,
+        what="luminaire",
     )
-    await _commit(session, "luminaire")
 
 
 # --- groups -------------------------------------------------------------------------------

@@ -41,7 +41,13 @@ from controller.metrics import Histogram
 from controller.reconcile import Target, Tracked, plan, record_readings, record_sent
 from controller.settings import Settings
 from controller.tables import IngestBatch, ReadingRow
-from controller.targets import GatewayInfo, LuminaireInfo, TargetBook, load_target_book
+from controller.targets import (
+    GatewayInfo,
+    LuminaireInfo,
+    TargetBook,
+    by_gateway,
+    load_target_book,
+)
 from controller.telemetry import LuminaireRef, StateRecord, TelemetrySink
 from controller.values import Address, DeviceFlag, GatewayReading, Level, Protocol, Reading
 
@@ -204,9 +210,7 @@ class Controller:
                     session=session, settings=self.settings, now=self.clock.now()
                 )
             self.book = book
-            per_gateway: dict[int, dict[Address, int]] = {}
-            for info in book.luminaires.values():  # one pass, not one per gateway
-                per_gateway.setdefault(info.gateway_id, {})[info.address] = info.id
+            per_gateway = by_gateway(book.luminaires)
             for gw_id, state in self.gateways.items():
                 state.addresses = per_gateway.get(gw_id, {})
             self._plan()
@@ -250,9 +254,7 @@ class Controller:
         """Run every loop until cancelled; unwinds in a fixed order."""
         await self.reload()
         assert self.book is not None
-        per_gateway: dict[int, dict[Address, int]] = {}
-        for info in self.book.luminaires.values():
-            per_gateway.setdefault(info.gateway_id, {})[info.address] = info.id
+        per_gateway = by_gateway(self.book.luminaires)
         for gw in self.book.gateways.values():
             if gw.enabled:
                 self.gateways[gw.id] = GatewayState(info=gw, addresses=per_gateway.get(gw.id, {}))
@@ -455,16 +457,12 @@ class Controller:
                     changed = by_topic_id.get(event.gateway_id)
                     if changed is not None and event.online:
                         changed.wake.set()  # back: catch up at once
-                self.on_link_event(event)
 
     @asynccontextmanager
     async def _open_mqtt(self, info: GatewayInfo, _count: int) -> AsyncIterator[Gateway]:
         assert info.mqtt_id is not None and self.mqtt_link is not None
         async with self.mqtt_link.gateway(info.mqtt_id) as gw:
             yield gw
-
-    def on_link_event(self, event: object) -> None:
-        """Hook for fault detection (issue 6); the controller itself needs none."""
 
     def _interval_s(self, state: GatewayState) -> float:
         if state.info.protocol == Protocol.MQTT:

@@ -97,11 +97,13 @@ class MqttBroker:
         )
 
     def require(self, *, protocol: str | None = None, persistent: bool = False) -> None:
-        """Skip (never in CI, where mosquitto is required) what this broker cannot do."""
+        """Skip what this broker cannot do; in CI (where mosquitto is required) fail instead."""
         if protocol is not None and protocol not in self.protocols:
-            pytest.skip(f"{self.kind} broker does not speak MQTT {protocol}")
+            require_service(f"an MQTT {protocol} broker", f"{self.kind} does not speak it")
         if persistent and not self.persistent:
-            pytest.skip(f"{self.kind} broker does not keep sessions across a restart")
+            require_service(
+                "a broker with persistent sessions", f"{self.kind} forgets them on restart"
+            )
 
     @property
     def running(self) -> bool:
