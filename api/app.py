@@ -90,7 +90,9 @@ def create_app(
                 and response.status_code < 300
                 and request.url.path.startswith(RELOAD_PREFIXES)
             ):
-                controller.request_reload()
+                controller.request_reload(
+                    overrides_only=request.url.path.startswith("/api/v1/overrides")
+                )
             return response
 
     install_error_handlers(app)

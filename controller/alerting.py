@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -50,7 +50,7 @@ from controller.faults import AlertContext, load_open_faults, record_transitions
 from controller.settings import Settings
 from controller.tables import AlertOutbox
 from controller.targets import TargetBook
-from controller.values import GatewayReading
+from controller.values import Address, GatewayReading
 from controller.webhook import backoff_s, deliver
 
 if TYPE_CHECKING:
@@ -105,6 +105,8 @@ class FaultMonitor:
 
     histories: dict[int, LampHistory] = field(default_factory=dict)
     observed_at: dict[int, datetime] = field(default_factory=dict)
+    _snapshots: dict[int, GatewayReading] = field(default_factory=dict)
+    """Per gateway the snapshot last judged (an MQTT link hands out the same one again)."""
     _lamps: dict[tuple[int, int, float], LampType] = field(default_factory=dict)
     pending: list[Transition] = field(default_factory=list)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -133,7 +135,12 @@ class FaultMonitor:
         )
         observations: list[Observation] = []
         if snapshot is not None:
-            for address, lid in state.addresses.items():
+            items: Iterable[tuple[Address, int]] = state.addresses.items()
+            if self._snapshots.get(state.info.id) is snapshot:
+                # Judged already: only luminaires missing from it are observed again.
+                items = [(a, lid) for a, lid in items if a not in snapshot.luminaires]
+            self._snapshots[state.info.id] = snapshot
+            for address, lid in items:
                 info = book.luminaires.get(lid)
                 if info is None:
                     continue

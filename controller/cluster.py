@@ -207,14 +207,20 @@ class Cluster:
         self.leader = False
 
 
-async def notify_config_changed(db: Database) -> None:
-    """Tell every instance to reload its configuration (PostgreSQL NOTIFY)."""
+OVERRIDES_ONLY = "overrides"
+"""NOTIFY payload: only overrides changed (an empty payload: anything may have)."""
+
+
+async def notify_config_changed(db: Database, what: str = "") -> None:
+    """Tell every instance to reload its configuration (PostgreSQL NOTIFY, payload ``what``)."""
     async with db.engine.begin() as conn:
-        await conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CONFIG_CHANNEL})
+        await conn.execute(
+            text("SELECT pg_notify(:channel, :what)"), {"channel": CONFIG_CHANNEL, "what": what}
+        )
 
 
-async def listen_config_changes(db: Database, on_change: Callable[[], None]) -> None:
-    """Call ``on_change`` for every NOTIFY on the config channel, until cancelled."""
+async def listen_config_changes(db: Database, on_change: Callable[[str], None]) -> None:
+    """Call ``on_change(payload)`` for every NOTIFY on the config channel, until cancelled."""
     while True:
         try:
             async with db.engine.connect() as conn:
@@ -222,8 +228,8 @@ async def listen_config_changes(db: Database, on_change: Callable[[], None]) -> 
                 driver = raw.driver_connection
                 assert driver is not None
 
-                def callback(*_: object) -> None:
-                    on_change()
+                def callback(_conn: object, _pid: object, _channel: object, what: str) -> None:
+                    on_change(what)
 
                 await driver.add_listener(CONFIG_CHANNEL, callback)
                 try:

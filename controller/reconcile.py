@@ -73,6 +73,41 @@ def _needs_send(target: Target, tracked: Tracked | None, now: datetime, max_atte
     return settled and reported_after_settle
 
 
+def quiet_until(
+    targets: Mapping[Address, Target],
+    tracked: Mapping[Address, Tracked],
+    now: datetime,
+    *,
+    max_attempts: int = MAX_ATTEMPTS,
+) -> datetime | None:
+    """After an empty :func:`plan` at ``now``: until when it stays empty by itself.
+
+    With the same targets, no new reading and no command, ``plan`` can turn non-empty
+    only when a fade's settle time passes for a luminaire that already reported a wrong
+    level after its fade; this is the earliest such instant, or ``None`` when nothing
+    changes without new input. Lets an idle gateway skip the diff entirely.
+    """
+    earliest: datetime | None = None
+    for address, target in targets.items():
+        state = tracked.get(address)
+        if (
+            state is None
+            or state.acked is None
+            or state.fade_until is None
+            or state.attempts >= max_attempts
+            or state.acked != target.level
+            or state.actual is None
+            or state.actual == target.level
+            or state.actual_at is None
+            or state.actual_at < state.fade_until
+        ):
+            continue
+        due = state.fade_until + timedelta(seconds=SETTLE_S)
+        if due > now and (earliest is None or due < earliest):
+            earliest = due
+    return earliest
+
+
 def plan(
     targets: Mapping[Address, Target],
     tracked: Mapping[Address, Tracked],

@@ -21,7 +21,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, time, timedelta
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
@@ -32,13 +32,26 @@ from sqlalchemy import delete
 
 from controller.alerting import AlertDispatcher, FaultMonitor
 from controller.clock import Clock
-from controller.cluster import Cluster, listen_config_changes, notify_config_changed
+from controller.cluster import (
+    OVERRIDES_ONLY,
+    Cluster,
+    listen_config_changes,
+    notify_config_changed,
+)
 from controller.db import Database
 from controller.errors import ConfigError, GatewayUnavailable, LightingError
 from controller.fault_tracker import Transition, TransitionKind
 from controller.gateway import Gateway
 from controller.metrics import Histogram
-from controller.reconcile import Target, Tracked, plan, record_readings, record_sent
+from controller.reconcile import (
+    Batch,
+    Target,
+    Tracked,
+    plan,
+    quiet_until,
+    record_readings,
+    record_sent,
+)
 from controller.settings import Settings
 from controller.tables import IngestBatch, ReadingRow
 from controller.targets import (
@@ -46,10 +59,19 @@ from controller.targets import (
     LuminaireInfo,
     TargetBook,
     by_gateway,
+    load_active_overrides,
     load_target_book,
 )
 from controller.telemetry import LuminaireRef, StateRecord, TelemetrySink
-from controller.values import Address, DeviceFlag, GatewayReading, Level, Protocol, Reading
+from controller.values import (
+    Address,
+    CommandResult,
+    DeviceFlag,
+    GatewayReading,
+    Level,
+    Protocol,
+    Reading,
+)
 
 if TYPE_CHECKING:
     from protocols.mqtt import MqttLink
@@ -91,6 +113,17 @@ class GatewayState:
     last_seen: datetime | None = None
     last_error: str | None = None
     last_refresh: datetime | None = None
+    targets_book: TargetBook | None = None
+    targets_span: tuple[datetime, datetime] | None = None
+    """The book and span ``targets`` were computed in (valid while both hold)."""
+    snapshot: GatewayReading | None = None
+    """The latest snapshot taken in (an MQTT link returns the same one until a new state)."""
+    fresh: bool = True
+    """Readings came in since the last diff."""
+    quiet: bool = False
+    quiet_until: datetime | None = None
+    """``quiet``: the last diff was empty, and stays so until ``quiet_until`` (None: for
+    good) unless targets, readings or commands change: the idle cycle skips it."""
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     cycles: int = 0
     commands: int = 0
@@ -138,8 +171,12 @@ class Controller:
         self._scheduler: AsyncIOScheduler | None = None
         self._ready = asyncio.Event()
         self._reload_lock = asyncio.Lock()
+        self._ingest = asyncio.Lock()
+        """Held while one gateway's readings and faults are taken in (CPU work)."""
         self._reload_wanted = asyncio.Event()
+        self._reload_everything = False
         self._notify_wanted = asyncio.Event()
+        self._notify_everything = False
         self.monitor = FaultMonitor.from_settings(settings, db)
         self.dispatcher = AlertDispatcher(settings, db)
         self.monitor.on_stored = self.dispatcher.poke
@@ -158,21 +195,30 @@ class Controller:
     async def wait_ready(self) -> None:
         await self._ready.wait()
 
-    def request_reload(self) -> None:
+    def request_reload(self, *, overrides_only: bool = False) -> None:
         """Ask for a reload soon (coalesced); safe to call from any request handler.
 
-        In a cluster every other instance is told too (PostgreSQL NOTIFY).
+        ``overrides_only``: only overrides changed, so only they are read again (at
+        100,000 luminaires a full reload takes seconds; an override for the whole city
+        must not wait for it). In a cluster every other instance is told too
+        (PostgreSQL NOTIFY).
         """
-        self._reload_wanted.set()
+        self._changed_locally(overrides_only=overrides_only)
         if self.cluster is not None:
+            self._notify_everything |= not overrides_only
             self._notify_wanted.set()
+
+    def _changed_locally(self, *, overrides_only: bool) -> None:
+        self._reload_everything |= not overrides_only
+        self._reload_wanted.set()
 
     async def _run_notifier(self) -> None:
         while True:
             await self._notify_wanted.wait()
             self._notify_wanted.clear()
+            everything, self._notify_everything = self._notify_everything, False
             try:
-                await notify_config_changed(self.db)
+                await notify_config_changed(self.db, "" if everything else OVERRIDES_ONLY)
             except Exception as exc:  # the others reload by themselves at the daily plan
                 log.warning("cluster: could not notify the other instances: %s", exc)
 
@@ -180,8 +226,12 @@ class Controller:
         while True:
             await self._reload_wanted.wait()
             self._reload_wanted.clear()
+            everything, self._reload_everything = self._reload_everything, False
             try:
-                await self.reload()
+                if everything or self.book is None:
+                    await self.reload()
+                else:
+                    await self.reload_overrides()
             except Exception:  # a failed reload keeps the previous book
                 log.exception("reloading the configuration failed; keeping the previous one")
 
@@ -213,6 +263,17 @@ class Controller:
             per_gateway = by_gateway(book.luminaires)
             for gw_id, state in self.gateways.items():
                 state.addresses = per_gateway.get(gw_id, {})
+            self._plan()
+        self.wake_all()
+
+    async def reload_overrides(self) -> None:
+        """Re-read only the overrides (the inventory and schedules stay), re-plan, reconcile."""
+        async with self._reload_lock:
+            assert self.book is not None
+            now = self.clock.now()
+            async with self.db.sessions() as session:
+                active = await load_active_overrides(session=session, now=now)
+            self.book = replace(self.book, overrides=active, _span=None)
             self._plan()
         self.wake_all()
 
@@ -280,7 +341,11 @@ class Controller:
             if self.cluster is not None:
                 tg.create_task(self.cluster.run(), name="cluster")
                 tg.create_task(
-                    listen_config_changes(self.db, self._reload_wanted.set), name="cluster-config"
+                    listen_config_changes(
+                        self.db,
+                        lambda what: self._changed_locally(overrides_only=what == OVERRIDES_ONLY),
+                    ),
+                    name="cluster-config",
                 )
                 tg.create_task(self._run_notifier(), name="cluster-notify")
             tg.create_task(self._supervise(), name="gateways")
@@ -431,7 +496,7 @@ class Controller:
             yield gw
 
     async def _run_mqtt(self) -> None:
-        from protocols.mqtt import AvailabilityChanged, MqttLink
+        from protocols.mqtt import AvailabilityChanged, LateAck, MqttLink
 
         link = MqttLink(
             self.settings.mqtt,
@@ -457,6 +522,13 @@ class Controller:
                     changed = by_topic_id.get(event.gateway_id)
                     if changed is not None and event.online:
                         changed.wake.set()  # back: catch up at once
+                elif isinstance(event, LateAck):
+                    acked = by_topic_id.get(event.gateway_id)
+                    if acked is not None:
+                        # Applied after all: remember it (no re-send), and it answers.
+                        batch = Batch(event.source, event.fade_s, event.levels)
+                        self._record_command(acked, batch, event.result, event.at)
+                        self._mark_online(acked, event.at)
 
     @asynccontextmanager
     async def _open_mqtt(self, info: GatewayInfo, _count: int) -> AsyncIterator[Gateway]:
@@ -502,44 +574,86 @@ class Controller:
             state.wake.clear()
 
     async def _cycle(self, state: GatewayState, gateway: Gateway) -> None:
+        """One turn: commands, then what the gateway reports, then the fault rules.
+
+        Commands go first when the gateway is known to answer: at a step every loop wakes
+        at once, and no gateway's command may wait behind another's telemetry. Taking in
+        readings and judging faults is CPU work on the one event loop, so it is done one
+        gateway at a time (``_ingest``): an ack that arrives meanwhile is taken in between
+        two gateways, not after all of them.
+        """
+        if state.online is True:
+            await self._reconcile(state, gateway, came_back=False)
         now = self.clock.now()
-        came_back = state.online is not True
+        # Back after an outage: send everything (it may have lost its levels). Not at the
+        # first contact: nothing is acknowledged yet, so the diff sends everything anyway.
+        came_back = state.online is False and state.last_seen is not None
         snapshot: GatewayReading | None = None
         try:
-            snapshot = await gateway.read()
+            if state.info.protocol == Protocol.MQTT:  # no I/O: decodes what has arrived
+                async with self._ingest:
+                    snapshot = await gateway.read()
+            else:
+                snapshot = await gateway.read()
         except GatewayUnavailable as exc:
             self._mark_offline(state, str(exc))
             # An MQTT gateway that has not reported (recently) but has not said it is offline
             # may still take commands (state comes on its own schedule); try, the ack decides.
             # Only the differences go: without a reading there is no "came back" refresh.
             if getattr(gateway, "online", False) is not True:
-                if self.book is not None:
-                    self.monitor.observe(state, self.book, now, None)
+                await self._observe(state, now, None)
                 return
         else:
             self._mark_online(state, now)
             state.mains_present = snapshot.mains_present
-            self._take_readings(state, snapshot.luminaires.values())
+            if snapshot is not state.snapshot:
+                state.snapshot = snapshot
+                async with self._ingest:
+                    self._take_readings(state, snapshot.luminaires.values())
         try:
             await self._reconcile(state, gateway, came_back and snapshot is not None)
         finally:
-            # Fault evaluation comes after the commands: at scale it must not hold them up.
-            if self.book is not None:
+            await self._observe(state, now, snapshot)
+
+    async def _observe(
+        self, state: GatewayState, now: datetime, snapshot: GatewayReading | None
+    ) -> None:
+        """The fault rules over one poll (one gateway at a time, see ``_cycle``)."""
+        if self.book is not None:
+            async with self._ingest:
                 self.monitor.observe(state, self.book, now, snapshot)
 
     async def _reconcile(self, state: GatewayState, gateway: Gateway, came_back: bool) -> None:
         if self.book is None:
             return
+        book = self.book
         now = self.clock.now()
-        ids = list(state.addresses.values())
-        by_id = self.book.targets(now, only=ids)
-        targets = {addr: by_id[lid] for addr, lid in state.addresses.items() if lid in by_id}
-        self._record_targets(state, targets, now)
+        span = book.span(now)
+        if state.targets_book is not book or state.targets_span != span:
+            ids = list(state.addresses.values())
+            by_id = book.targets(now, only=ids)
+            targets = {addr: by_id[lid] for addr, lid in state.addresses.items() if lid in by_id}
+            self._record_targets(state, targets, now)
+            state.targets_book, state.targets_span = book, span
+            state.quiet = False
+        targets = state.targets
         interval = timedelta(seconds=self.settings.controller.resend_interval_s)
         refresh = came_back or state.last_refresh is None or now - state.last_refresh >= interval
+        if (
+            not refresh
+            and not state.fresh
+            and state.quiet
+            and (state.quiet_until is None or now < state.quiet_until)
+        ):
+            return  # idle: the diff would be empty
         if refresh:
             state.last_refresh = now
-        for batch in plan(targets, state.tracked, now, refresh=refresh):
+        state.fresh = False
+        batches = plan(targets, state.tracked, now, refresh=refresh)
+        state.quiet = not batches
+        if state.quiet:
+            state.quiet_until = quiet_until(targets, state.tracked, now)
+        for batch in batches:
             raise_if_cancelled()
             sent = perf_counter()
             try:
@@ -549,18 +663,32 @@ class Controller:
                 return
             state.commands += 1
             self.command_latency.observe(perf_counter() - sent)
-            sent_at = self.clock.now()
-            changed = record_sent(state.tracked, batch, result, sent_at, refresh=refresh)
-            self.sink.offer_states(
-                [
+            self._record_command(state, batch, result, self.clock.now(), refresh=refresh)
+
+    def _record_command(
+        self,
+        state: GatewayState,
+        batch: Batch,
+        result: CommandResult,
+        at: datetime,
+        *,
+        refresh: bool = False,
+    ) -> None:
+        """Remember what the gateway accepted, and write the changes to the history."""
+        changed = record_sent(state.tracked, batch, result, at, refresh=refresh)
+        state.quiet = False
+        records = []
+        for a in changed:
+            lid = state.addresses.get(a)
+            if lid is not None:
+                target = state.targets.get(a)
+                records.append(
                     StateRecord(
-                        state.addresses[a], sent_at, "command", int(batch.levels[a]),
-                        batch.source.value, targets[a].detail,
+                        lid, at, "command", int(batch.levels[a]), batch.source.value,
+                        target.detail if target is not None else "",
                     )
-                    for a in changed
-                    if a in state.addresses
-                ]
-            )  # fmt: skip
+                )  # fmt: skip
+        self.sink.offer_states(records)
 
     def _take_readings(self, state: GatewayState, readings: Any) -> None:
         fresh: list[Reading] = []
@@ -570,6 +698,8 @@ class Controller:
                 continue  # MQTT: the same state message seen again
             state.readings[reading.address] = reading
             fresh.append(reading)
+        if fresh:
+            state.fresh = True
         changed = record_readings(state.tracked, fresh)
         book = self.book
         refs = {}

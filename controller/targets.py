@@ -25,6 +25,8 @@ from schedules.decision import Override, decide, timeline
 from schedules.program import night_of
 from schedules.sun import Site
 
+SPAN_HORIZON = timedelta(days=1)
+
 
 @dataclass(frozen=True, slots=True)
 class LuminaireInfo:
@@ -83,6 +85,23 @@ class TargetBook:
     calendar_of: dict[int, int]
     overrides: list[ActiveOverride] = field(default_factory=list)
     lamp_types: dict[int, LampTypeInfo] = field(default_factory=dict)
+    _span: tuple[datetime, datetime] | None = field(default=None, repr=False, compare=False)
+
+    def span(self, at: datetime) -> tuple[datetime, datetime]:
+        """``(start, end)`` around ``at`` in which no target of this book changes.
+
+        ``start <= at < end``; ``end`` is the next change instant (a program step, an
+        override's start or end, a night's start at noon) or a day ahead. Targets computed
+        at any instant of the span hold for all of it, so a gateway whose targets were
+        computed in the current span need not compute them again. Cached: one
+        :meth:`change_instants` per span, shared by every gateway.
+        """
+        span = self._span
+        if span is not None and span[0] <= at < span[1]:
+            return span
+        instants = self.change_instants(at, SPAN_HORIZON)
+        span = self._span = (at, instants[0] if instants else at + SPAN_HORIZON)
+        return span
 
     def targets(self, at: datetime, only: Iterable[int] | None = None) -> dict[int, Target]:
         """luminaire id -> target at ``at`` (for ``only`` those ids, or all)."""
@@ -185,14 +204,7 @@ async def load_target_book(
     calendar_of = await scheduling.calendar_assignment(
         session=session, default=book.default_calendar_id
     )
-    active: list[ActiveOverride] = []
-    for row in await overlapping(
-        session=session, start=now - timedelta(days=1), end=now + timedelta(days=2)
-    ):
-        if effective_end(row) <= row.starts_at:
-            continue
-        targets = await targeted_luminaires(session=session, row=row)
-        active.append(ActiveOverride(to_pure(row), None if targets is None else frozenset(targets)))
+    active = await load_active_overrides(session=session, now=now)
     return TargetBook(
         site=settings.site.to_site(),
         default_level=settings.schedule.default_level,
@@ -214,6 +226,19 @@ async def load_target_book(
             if t.id is not None
         },
     )
+
+
+async def load_active_overrides(*, session: AsyncSession, now: datetime) -> list[ActiveOverride]:
+    """The overrides that matter from a day before ``now`` to two days after, with targets."""
+    active: list[ActiveOverride] = []
+    for row in await overlapping(
+        session=session, start=now - timedelta(days=1), end=now + timedelta(days=2)
+    ):
+        if effective_end(row) <= row.starts_at:
+            continue
+        targets = await targeted_luminaires(session=session, row=row)
+        active.append(ActiveOverride(to_pure(row), None if targets is None else frozenset(targets)))
+    return active
 
 
 def by_gateway(luminaires: Mapping[int, LuminaireInfo]) -> dict[int, dict[Address, int]]:

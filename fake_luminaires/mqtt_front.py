@@ -19,7 +19,7 @@ explicitly per gateway.
 Per gateway, following the contract: subscribe to its ``cmd`` topic; apply each
 command through the model and publish the ack; publish ``state`` once on connect,
 then every ``interval_s`` (clock seconds; a multiplexed connection spreads its
-gateways evenly over the interval) and after each command; publish ``events``
+gateways evenly over the interval) and shortly after each command; publish ``events``
 when the flags differ from the ones last published (checked at once after
 :meth:`FakeMqttFleet.inject`/``clear`` and at every state tick); publish
 ``online`` (retained) on connect.
@@ -34,6 +34,13 @@ Gateway faults (:class:`GatewayFault`):
   again when cleared.
 * ``mains_loss``: reported in the state (``mains_present`` false, supply-fault
   flags, 0 W, 0 V) like any other value of the model.
+
+The state after a command is not part of the ack: as on a real gateway, the ack goes at
+once and the state follows when the fleet has had no command for ``STATE_QUIET_S`` (at
+most ``STATE_DELAY_MAX_S`` later), once per gateway however many commands it took in
+between. One process stands in for many gateways that would work in parallel; building
+and encoding 100 luminaires' state between two acks would make every later ack wait
+for it, and the fake, not the controller, would set the pace of a fan-out.
 
 A command that does not decode is counted (``stats.malformed``), logged, and
 refused with an error ack if its ``id`` could be read. The fake gateways connect
@@ -80,6 +87,10 @@ __all__ = ["FakeMqttFleet", "FleetStats"]
 log = logging.getLogger(__name__)
 
 GOODBYE_TIMEOUT_S: Final = 2.0
+STATE_QUIET_S: Final = 0.02
+"""Real seconds without a command (fleet-wide) before the states owed after commands go."""
+STATE_DELAY_MAX_S: Final = 0.5
+"""Real seconds a state owed after a command waits at most, even under a stream of commands."""
 
 
 @dataclass(slots=True)
@@ -115,6 +126,9 @@ class _Connection:
         self.served = {s.model.gateway_id: s for s in served}
         self.dedicated = len(served) == 1
         self.changes: asyncio.Queue[str] = asyncio.Queue()
+        self.commanded: dict[str, None] = {}
+        """Gateways that owe a state after a command (ordered, each once)."""
+        self.commanded_event = asyncio.Event()
         self.connected = asyncio.Event()
         self.client: aiomqtt.Client | None = None
 
@@ -153,6 +167,10 @@ class _Connection:
                             self._receive(client), name=f"fake-mqtt[{self.name}]-receive"
                         )
                         tg.create_task(self._report(client), name=f"fake-mqtt[{self.name}]-report")
+                        tg.create_task(
+                            self._report_commanded(client),
+                            name=f"fake-mqtt[{self.name}]-after-command",
+                        )
             except* aiomqtt.MqttError as group:
                 log.info("fake MQTT connection %s ended: %s", self.name, group.exceptions[0])
             finally:
@@ -205,9 +223,11 @@ class _Connection:
         accepted = frozenset(command.levels) - rejected.keys()
         ack = Ack(command.command_id, now, accepted=accepted, rejected=rejected)
         fleet.stats.commands += 1
+        fleet.last_command_at = asyncio.get_running_loop().time()
         await client.publish(ack_topic, encode_ack(ack), qos=QOS)
         if fleet.report_on_command:
-            await self._publish_state(client, served)
+            self.commanded[model.gateway_id] = None
+            self.commanded_event.set()
 
     # -- reporting -----------------------------------------------------------------
 
@@ -230,6 +250,26 @@ class _Connection:
                 await self._refresh(client, next(turns))
             else:  # a fault injected or cleared: report it now, state first
                 await self._refresh(client, self.served[gateway_id])
+
+    async def _report_commanded(self, client: aiomqtt.Client) -> None:
+        """The state owed after commands, once the fleet's command burst is over."""
+        fleet = self.fleet
+        loop = asyncio.get_running_loop()
+        while True:
+            await self.commanded_event.wait()
+            first = loop.time()
+            while True:
+                now = loop.time()
+                quiet_until = fleet.last_command_at + STATE_QUIET_S
+                if now >= quiet_until or now >= first + STATE_DELAY_MAX_S:
+                    break
+                await asyncio.sleep(min(quiet_until, first + STATE_DELAY_MAX_S) - now)
+            self.commanded_event.clear()
+            owed, self.commanded = list(self.commanded), {}
+            for gateway_id in owed:
+                served = self.served[gateway_id]
+                if served.model.answering and served.announced is Availability.ONLINE:
+                    await self._publish_state(client, served)
 
     async def _refresh(self, client: aiomqtt.Client, served: _Served) -> None:
         """Availability as the faults say, then (if answering) state and any flag changes."""
@@ -339,6 +379,8 @@ class FakeMqttFleet:
         self.reconnect_s = reconnect_s
         self.client_id_prefix = client_id_prefix or f"fake-{settings.prefix}"
         self.stats = FleetStats()
+        self.last_command_at = 0.0
+        """Event-loop time of the latest command any gateway of this fleet took."""
         self._served = {m.gateway_id: _Served(m) for m in models}
         served = list(self._served.values())
         self._connections: list[_Connection] = []

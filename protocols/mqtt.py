@@ -40,13 +40,15 @@ import logging
 import math
 import socket
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import Final, Self, cast
+from typing import Any, Final, Self, cast
 
 import aiomqtt
+import paho.mqtt.client as mqtt
 from paho.mqtt.client import MQTT_CLEAN_START_FIRST_ONLY
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -72,6 +74,7 @@ __all__ = [
     "AvailabilityChanged",
     "ConnectionChanged",
     "FlagChanged",
+    "LateAck",
     "LinkEvent",
     "LinkStats",
     "MqttGateway",
@@ -94,6 +97,48 @@ def _refused(code: object) -> bool:
     if isinstance(code, ReasonCode):
         return bool(code.is_failure)
     return not isinstance(code, int) or code >= 0x80
+
+
+READ_BUDGET: Final = 500
+"""MQTT packets taken off the socket per readable event (see :class:`_Client`)."""
+
+
+class _Client(aiomqtt.Client):
+    """aiomqtt's client, reading up to ``READ_BUDGET`` packets per readable event.
+
+    paho-mqtt 2.2's ``loop_read`` reads as many packets as it has messages in flight,
+    and one when it has none (its ``max_packets`` argument is ignored). A client that
+    mostly receives (acks and states from 1,000 gateways) then takes in one packet per
+    turn of a busy event loop, however many wait in the socket: the acks of a fan-out
+    queue up behind the controller's own work and time out. This reads every packet that
+    has arrived (up to the budget, so one flood cannot starve the loop), as Home
+    Assistant's MQTT client does (home-assistant/core#118222).
+    """
+
+    def _on_socket_open(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
+        super()._on_socket_open(client, userdata, sock)
+        loop = self._loop
+
+        def read_all() -> None:
+            try:
+                for _ in range(READ_BUDGET):
+                    if client._sock is None:
+                        return
+                    rc = client._packet_read()
+                    if rc == mqtt.MQTT_ERR_AGAIN:
+                        break
+                    if rc != mqtt.MQTT_ERR_SUCCESS:
+                        client._loop_rc_handle(rc)
+                        return
+                pending = getattr(client._sock, "pending", None)  # TLS: decoded bytes buffered
+                if pending is not None and pending() > 0:
+                    loop.call_soon(read_all)
+            except Exception as exc:  # as aiomqtt's own reader: a broken pipe ends the session
+                if not self._disconnected.done():
+                    self._disconnected.set_exception(exc)
+
+        # Replaces the reader aiomqtt registered (same order: both go through call_soon).
+        loop.call_soon_threadsafe(loop.add_reader, sock.fileno(), read_all)
 
 
 def build_client(
@@ -122,7 +167,7 @@ def build_client(
     if settings.tls:
         ca = str(settings.ca_file) if settings.ca_file is not None else None
         tls = aiomqtt.TLSParameters(ca_certs=ca)
-    client = aiomqtt.Client(
+    client = _Client(
         settings.host,
         settings.port,
         username=settings.username,
@@ -177,7 +222,24 @@ class ConnectionChanged:
     at: datetime
 
 
-LinkEvent = FlagChanged | AvailabilityChanged | ConnectionChanged
+@dataclass(frozen=True, slots=True)
+class LateAck:
+    """A gateway acknowledged a command after ``apply`` had given up waiting for it.
+
+    ``apply`` raised ``GatewayUnavailable`` for it; the gateway applied it anyway, and
+    this says what it accepted, so the controller need not send it again.
+    """
+
+    gateway_id: str
+    command_id: str
+    levels: Mapping[Address, Level]
+    source: Source
+    fade_s: float
+    result: CommandResult
+    at: datetime
+
+
+LinkEvent = FlagChanged | AvailabilityChanged | ConnectionChanged | LateAck
 
 
 @dataclass(slots=True)
@@ -195,7 +257,9 @@ class LinkStats:
     commands_sent: int = 0
     acks_matched: int = 0
     acks_unmatched: int = 0
-    """Acks for no pending command (late, after a timeout, or not ours)."""
+    """Acks for no command of ours (or one timed out too long ago)."""
+    acks_late: int = 0
+    """Acks after the ack timeout, reported as :class:`LateAck` events."""
     timeouts: int = 0
     """Commands not acknowledged within the ack timeout."""
     connects: int = 0
@@ -215,6 +279,11 @@ class _Pending:
     gateway_id: str
     addresses: frozenset[Address]
     future: asyncio.Future[CommandResult]
+    command: Command
+
+
+LATE_ACKS_KEPT: Final = 10_000
+"""Timed-out commands whose late ack is still recognised (the oldest are forgotten)."""
 
 
 @dataclass(slots=True)
@@ -301,6 +370,7 @@ class MqttLink:
         self._incoming: asyncio.Queue[_Incoming] = asyncio.Queue(maxsize=queue_size)
         self._events: asyncio.Queue[object] = asyncio.Queue(maxsize=events_queue_size)
         self._pending: dict[str, _Pending] = {}
+        self._late: OrderedDict[str, _Pending] = OrderedDict()
         self._states: dict[str, _GatewayState] = {}
         self._gateways: dict[str, MqttGateway] = {}
         self._client: aiomqtt.Client | None = None
@@ -537,6 +607,19 @@ class MqttLink:
     def _on_ack(self, gateway_id: str, payload: bytes) -> None:
         ack = decode_ack(payload)
         pending = self._pending.get(ack.command_id)
+        late = self._late.pop(ack.command_id, None) if pending is None else None
+        if late is not None and late.gateway_id == gateway_id and ack.error is None:
+            answered = ack.accepted | frozenset(ack.rejected)
+            if answered == late.addresses:
+                self.stats.acks_late += 1
+                command = late.command
+                self._emit(
+                    LateAck(
+                        gateway_id, command.command_id, command.levels, command.source,
+                        command.fade_s, ack.result(), self._clock.now(),
+                    )
+                )  # fmt: skip
+                return
         if pending is None or pending.future.done():
             self.stats.acks_unmatched += 1
             log.info(
@@ -619,7 +702,8 @@ class MqttLink:
         if state is not None and state.availability is Availability.OFFLINE:
             raise GatewayUnavailable(f"MQTT gateway {gateway_id}: reports itself offline")
         future: asyncio.Future[CommandResult] = asyncio.get_running_loop().create_future()
-        self._pending[command_id] = _Pending(gateway_id, frozenset(levels), future)
+        pending = _Pending(gateway_id, frozenset(levels), future, command)
+        self._pending[command_id] = pending
         try:
             async with asyncio.timeout(self._ack_timeout_s):
                 try:
@@ -637,7 +721,14 @@ class MqttLink:
                 self.stats.commands_sent += 1
                 return await future
         except TimeoutError as exc:
+            if future.done() and not future.cancelled():
+                # The ack came in time; only the event loop was too busy to resume us before
+                # the timer fired. Its answer stands (a refusal raises as it would have).
+                return future.result()
             self.stats.timeouts += 1
+            self._late[command_id] = pending  # its ack may still come: LateAck
+            while len(self._late) > LATE_ACKS_KEPT:
+                self._late.popitem(last=False)
             raise GatewayUnavailable(
                 f"MQTT gateway {gateway_id}: command {command_id} not acknowledged "
                 f"within {self._ack_timeout_s:g} s"

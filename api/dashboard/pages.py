@@ -313,7 +313,7 @@ async def _overrides_changed(request: Request) -> None:
         await notify()
     controller = getattr(request.app.state, "controller", None)
     if controller is not None:
-        controller.request_reload()
+        controller.request_reload(overrides_only=True)
 
 
 async def _apply_override(

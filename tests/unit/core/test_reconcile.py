@@ -14,6 +14,7 @@ from controller.reconcile import (
     Target,
     Tracked,
     plan,
+    quiet_until,
     record_readings,
     record_sent,
 )
@@ -125,3 +126,61 @@ def test_after_sending_and_reading_the_plan_is_empty(
     later = NOW + timedelta(seconds=SETTLE_S + 1)
     record_readings(tracked, [reading(a, lv, later) for a, lv in want.items()])
     assert plan(targets, tracked, later) == []
+
+
+def test_quiet_until_names_the_settle_instant_of_a_wrong_report_after_the_fade() -> None:
+    tracked: dict[Address, Tracked] = {}
+    target = {Address(0): t(100, fade=60), Address(1): t(100, fade=60)}
+    [batch] = plan(target, tracked, NOW)
+    record_sent(tracked, batch, CommandResult("c1", frozenset(batch.levels)), NOW)
+    # address 0 reports right; address 1 reports 40 % just after its fade ended
+    just_after = NOW + timedelta(seconds=61)
+    record_readings(tracked, [reading(0, 100, just_after), reading(1, 40, just_after)])
+    assert plan(target, tracked, just_after) == []
+    due = quiet_until(target, tracked, just_after)
+    assert due == NOW + timedelta(seconds=60 + SETTLE_S)
+    assert plan(target, tracked, due - timedelta(milliseconds=1)) == []
+    assert [list(b.levels) for b in plan(target, tracked, due)] == [[Address(1)]]
+
+
+def test_quiet_until_is_none_when_only_new_input_can_change_the_diff() -> None:
+    tracked: dict[Address, Tracked] = {}
+    target = {Address(0): t(100, fade=60)}
+    [batch] = plan(target, tracked, NOW)
+    record_sent(tracked, batch, CommandResult("c1", frozenset(batch.levels)), NOW)
+    # mid-fade report: the verdict waits for a report after the fade, i.e. new input
+    record_readings(tracked, [reading(0, 40, NOW + timedelta(seconds=20))])
+    assert plan(target, tracked, NOW + timedelta(seconds=20)) == []
+    assert quiet_until(target, tracked, NOW + timedelta(seconds=20)) is None
+    assert plan(target, tracked, NOW + timedelta(days=1)) == []
+
+
+tracked_states = st.builds(
+    Tracked,
+    acked=st.none() | levels,
+    fade_until=st.none() | st.integers(-120, 120).map(lambda s: NOW + timedelta(seconds=s)),
+    actual=st.none() | levels,
+    actual_at=st.none() | st.integers(-120, 120).map(lambda s: NOW + timedelta(seconds=s)),
+    attempts=st.integers(0, MAX_ATTEMPTS),
+)
+
+
+@given(
+    st.dictionaries(addresses, levels, max_size=16),
+    st.dictionaries(addresses, tracked_states, max_size=16),
+    st.lists(st.floats(min_value=0, max_value=600), max_size=8),
+)
+def test_an_empty_plan_stays_empty_until_quiet_until(
+    want: dict[Address, Level], tracked: dict[Address, Tracked], later_s: list[float]
+) -> None:
+    targets = {a: t(lv, fade=30) for a, lv in want.items()}
+    if plan(targets, tracked, NOW):
+        return
+    due = quiet_until(targets, tracked, NOW)
+    for s in later_s:
+        at = NOW + timedelta(seconds=s)
+        if due is None or at < due:
+            assert plan(targets, tracked, at) == []
+    if due is not None:
+        assert due > NOW
+        assert plan(targets, tracked, due) != []
