@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
+import fastapi_offline
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.docs import (
+    get_redoc_html,
+    get_swagger_ui_html,
+    get_swagger_ui_oauth2_redirect_html,
+)
+from fastapi.staticfiles import StaticFiles
 
 from api.dashboard import install_dashboard
 from api.errors import ERROR_RESPONSES, install_error_handlers
@@ -40,6 +48,17 @@ Errors share one shape: `{{"error": code, "message": text, "fields": [...]}}`.
 """
 
 
+OPENAPI_URL = "/openapi.json"
+DOCS_URL = "/docs"
+REDOC_URL = "/redoc"
+OAUTH2_REDIRECT_URL = "/docs/oauth2-redirect"
+DOCS_ASSETS_URL = "/docs-assets"
+DOCS_ASSETS = Path(fastapi_offline.__file__).parent / "static"
+"""Swagger UI's and ReDoc's files as the ``fastapi-offline`` package ships them
+(swagger-ui-bundle.js, swagger-ui.css, redoc.standalone.js, favicon.png): only its files are
+used, not its ``FastAPIOffline`` factory."""
+
+
 RELOAD_PREFIXES = tuple(
     f"/api/v1/{p}"
     for p in (
@@ -71,8 +90,9 @@ def create_app(
         title="streetlight",
         version=VERSION,
         description=DESCRIPTION.format(site=settings.site.name),
-        docs_url="/docs",
-        openapi_url="/openapi.json",
+        openapi_url=OPENAPI_URL,
+        docs_url=None,  # served by install_docs, from the app instead of a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.db = db
@@ -103,7 +123,9 @@ def create_app(
             allow_methods=["GET", "POST", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type"],
         )
-    install_security(app, settings)  # after every add_middleware: it must be outermost
+    docs_paths = install_docs(app)
+    # after every add_middleware: it must be outermost
+    install_security(app, settings, docs_paths=docs_paths)
     v1 = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
     routers = (health, gateways, lamp_types, luminaires, groups, schedules, overrides, state)
     for module in (*routers, faults, audit):
@@ -114,3 +136,51 @@ def create_app(
     app.include_router(ngsi.router, prefix="/ngsi-ld/v1")
     install_dashboard(app)
     return app
+
+
+def install_docs(app: FastAPI) -> frozenset[str]:
+    """Serve ``/docs`` (Swagger UI) and ``/redoc`` with their files from the app itself.
+
+    FastAPI's own pages load them from ``cdn.jsdelivr.net`` (and the favicon from
+    fastapi.tiangolo.com, ReDoc's fonts from Google), so on a closed network, such as an
+    operations centre's, they stay blank. Here every URL the pages load is on the app's own
+    origin, under ``DOCS_ASSETS_URL``, behind any ``root_path`` a proxy mounts the app under.
+    Returns the pages' paths: they get the docs' Content-Security-Policy (api/security.py).
+    """
+    app.mount(DOCS_ASSETS_URL, StaticFiles(directory=DOCS_ASSETS), name="docs-assets")
+
+    def root(request: Request) -> str:
+        return str(request.scope.get("root_path", "")).rstrip("/")
+
+    async def swagger_ui(request: Request) -> Response:
+        prefix = root(request)
+        assets = prefix + DOCS_ASSETS_URL
+        return get_swagger_ui_html(
+            openapi_url=prefix + OPENAPI_URL,
+            title=f"{app.title} - Swagger UI",
+            swagger_js_url=f"{assets}/swagger-ui-bundle.js",
+            swagger_css_url=f"{assets}/swagger-ui.css",
+            swagger_favicon_url=f"{assets}/favicon.png",
+            oauth2_redirect_url=prefix + OAUTH2_REDIRECT_URL,
+            init_oauth=app.swagger_ui_init_oauth,
+            swagger_ui_parameters=app.swagger_ui_parameters,
+        )
+
+    async def oauth2_redirect(request: Request) -> Response:
+        return get_swagger_ui_oauth2_redirect_html()
+
+    async def redoc(request: Request) -> Response:
+        prefix = root(request)
+        assets = prefix + DOCS_ASSETS_URL
+        return get_redoc_html(
+            openapi_url=prefix + OPENAPI_URL,
+            title=f"{app.title} - ReDoc",
+            redoc_js_url=f"{assets}/redoc.standalone.js",
+            redoc_favicon_url=f"{assets}/favicon.png",
+            with_google_fonts=False,
+        )
+
+    app.add_route(DOCS_URL, swagger_ui, include_in_schema=False)
+    app.add_route(OAUTH2_REDIRECT_URL, oauth2_redirect, include_in_schema=False)
+    app.add_route(REDOC_URL, redoc, include_in_schema=False)
+    return frozenset({DOCS_URL, OAUTH2_REDIRECT_URL, REDOC_URL})

@@ -8,10 +8,11 @@ unhandled exception's bare 500 comes from Starlette's own outermost error middle
 carries none.
 
 **Content-Security-Policy.** By default everything from the API's own origin, no inline
-script, no framing (``security.content_security_policy`` replaces it). The docs pages get
-their own: Swagger UI's files from ``security.docs_asset_origins`` (FastAPI takes them from
-``https://cdn.jsdelivr.net``), and the page's one inline script allowed by its SHA-256, not by
-``'unsafe-inline'``.
+script, no framing (``security.content_security_policy`` replaces it). The docs pages
+(``/docs``, ``/redoc``, Swagger UI's OAuth2 redirect) get their own, :data:`DOCS_CSP`: still
+nothing from another origin (the app serves Swagger UI's and ReDoc's files itself, under
+``/docs-assets``, so the pages work on a closed network), the page's one inline script
+allowed by its SHA-256, not by ``'unsafe-inline'``, and inline styles.
 
 **Failed authentication.** A request that presents credentials (an ``Authorization``
 header, or a POST of the dashboard's sign-in form, :data:`LOGIN_PATHS`) and gets 401 counts
@@ -42,7 +43,7 @@ import math
 import re
 import time
 from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
 from fastapi import FastAPI
@@ -137,23 +138,21 @@ def csp_with_script_hashes(base: str, html: bytes) -> str:
     return base.replace("script-src ", "script-src " + " ".join(hashes) + " ", 1)
 
 
-DOCS_FAVICON_ORIGIN = "https://fastapi.tiangolo.com"
-"""FastAPI's docs pages take their favicon from here (an image: nothing runs)."""
+DOCS_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; worker-src 'self' blob:; connect-src 'self'; font-src 'self'; "
+    "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+)
+"""The policy of the interactive docs pages, before their inline scripts' hashes are added.
 
-
-def docs_csp(asset_origins: list[str]) -> str:
-    """The policy of the interactive docs: Swagger UI's files from ``asset_origins``.
-
-    Styles may be inline: Swagger UI and ReDoc style their elements at run time.
-    """
-    origins = " ".join(asset_origins)
-    return (
-        f"default-src 'self'; script-src 'self' {origins}; "
-        f"style-src 'self' 'unsafe-inline' {origins}; "
-        f"img-src 'self' data: {origins} {DOCS_FAVICON_ORIGIN}; worker-src 'self' blob:; "
-        "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'self'; "
-        "form-action 'self'; frame-ancestors 'none'"
-    ).replace("  ", " ")
+Why not :data:`DEFAULT_CSP` there: Swagger UI's page starts the UI with one inline script,
+which :func:`csp_with_script_hashes` allows by its SHA-256 per response (exactly that script:
+no ``'unsafe-inline'`` and no ``'unsafe-eval'`` for scripts, so an injected script still does
+not run). Swagger UI and ReDoc style their elements at run time (``style`` attributes, ReDoc's
+``<style>`` elements), hence ``'unsafe-inline'`` for styles only; ReDoc's search runs in a
+``blob:`` worker. No remote origin anywhere: the pages' script, style sheet and favicon come
+from the app itself (``/docs-assets``, api/app.py), and ReDoc's Google Fonts are not asked for.
+Every other path keeps the strict default."""
 
 
 def security_headers(settings: SecuritySettings, csp: str) -> list[tuple[bytes, bytes]]:
@@ -175,6 +174,16 @@ def _presents_credentials(scope: Scope) -> bool:
     if scope.get("method") == "POST" and scope.get("path") in LOGIN_PATHS:
         return True
     return any(name.lower() == b"authorization" for name, _ in scope.get("headers", ()))
+
+
+def _route_path(scope: Scope) -> str:
+    """The path without the ``root_path`` a server mounted the app under (uvicorn's
+    ``--root-path`` puts it in front of ``path``), as the app's routes see it."""
+    path: str = scope.get("path", "")
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root) and path[len(root) : len(root) + 1] in ("", "/"):
+        return path[len(root) :] or "/"
+    return path
 
 
 def _merge(existing: list[tuple[bytes, bytes]], extra: list[tuple[bytes, bytes]]) -> list[Any]:
@@ -203,7 +212,6 @@ class SecurityMiddleware:
             settings.auth_failures_per_minute, max_addresses=settings.auth_tracked_addresses
         )
         self._csp = settings.content_security_policy or DEFAULT_CSP
-        self._docs_csp = docs_csp(settings.docs_asset_origins)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -218,7 +226,7 @@ class SecurityMiddleware:
             if retry_after is not None:
                 await self._too_many(send, retry_after)
                 return
-        if path in self.docs_paths:
+        if _route_path(scope) in self.docs_paths:
             await self.app(scope, receive, self._docs_sender(send))
             return
         extra = security_headers(self.settings, self._csp)
@@ -260,7 +268,7 @@ class SecurityMiddleware:
             body.extend(message.get("body", b""))
             if message.get("more_body", False):
                 return
-            csp = csp_with_script_hashes(self._docs_csp, bytes(body))
+            csp = csp_with_script_hashes(DOCS_CSP, bytes(body))
             start["headers"] = _merge(
                 list(start.get("headers", [])), security_headers(self.settings, csp)
             )
@@ -289,12 +297,15 @@ class SecurityMiddleware:
         await send({"type": "http.response.body", "body": body})
 
 
-def install_security(app: FastAPI, settings: Settings) -> None:
+def install_security(app: FastAPI, settings: Settings, *, docs_paths: Iterable[str] = ()) -> None:
     """Add :class:`SecurityMiddleware` as the outermost middleware of ``app``.
 
     Call it after every other ``add_middleware`` (CORS included) so that it stays outermost.
+    ``docs_paths`` are the app's own docs pages (api/app.py serves them itself, with FastAPI's
+    ``docs_url`` and ``redoc_url`` off); FastAPI's, if on, count too. They get
+    :data:`DOCS_CSP`.
     """
-    docs = {p for p in (app.docs_url, app.redoc_url) if p}
+    docs = set(docs_paths) | {p for p in (app.docs_url, app.redoc_url) if p}
     if app.docs_url and app.swagger_ui_oauth2_redirect_url:
         docs.add(app.swagger_ui_oauth2_redirect_url)
     app.add_middleware(

@@ -313,10 +313,6 @@ class SecuritySettings(_Section):
     content_security_policy: str | None = Field(
         None, description="Replace the default Content-Security-Policy of every page but /docs"
     )
-    docs_asset_origins: list[str] = Field(
-        default_factory=lambda: ["https://cdn.jsdelivr.net"],
-        description="Where /docs may load Swagger UI's script and styles from",
-    )
 
 
 class Settings(BaseSettings):
