@@ -456,6 +456,12 @@ async def bench_fanout(quick: bool, *, footprint: bool, fanout: bool) -> None:
                             f"{conv:.1f} s after start; log: {LOG_COUNTS.summary()}"
                         )
                         LOG_COUNTS.reset()
+                        t_reload = time.perf_counter()
+                        await ctrl.reload()
+                        print(
+                            f"   a full reload (inventory, schedules, overrides of 100,000 "
+                            f"luminaires) took {time.perf_counter() - t_reload:.2f} s"
+                        )
                         if footprint:
                             await measure_footprint(ctrl, quick, rss_before)
                         if fanout:
@@ -548,6 +554,55 @@ async def measure_footprint(ctrl: Any, quick: bool, rss_before: float) -> None:
     record("CPU at rest @100k", f"{pct:.1f} % of one core", ok)
 
 
+async def settle(ctrl: Any, quiet_s: float = 2.0, limit_s: float = 60.0) -> float:
+    """Wait until the last step's aftermath is over: no MQTT message in for ``quiet_s`` and
+    the telemetry buffer empty (the fleet publishes 1,000 states after a fan-out and the
+    controller takes them in); a run must not start inside the previous one's tail."""
+    started = time.perf_counter()
+    link = ctrl.mqtt_link
+    last, since = -1, time.perf_counter()
+    while time.perf_counter() - started < limit_s:
+        seen = link.stats.messages_in if link is not None else 0
+        if seen != last or ctrl.sink.depth:
+            last, since = seen, time.perf_counter()
+        elif time.perf_counter() - since >= quiet_s:
+            break
+        await asyncio.sleep(0.2)
+    return time.perf_counter() - started
+
+
+class SendWatch:
+    """When every gateway's command of a run had been published (the controller's share of
+    a fan-out), and how many gateways were not online when it began."""
+
+    def __init__(self, ctrl: Any, since: float) -> None:
+        self.ctrl, self.since = ctrl, since
+        self.offline = sum(1 for g in ctrl.gateways.values() if g.online is not True)
+        self.sent0 = ctrl.mqtt_link.stats.commands_sent
+        self.published: float | None = None
+        self.task = asyncio.create_task(self._watch())
+
+    async def _watch(self) -> None:
+        link, n = self.ctrl.mqtt_link, len(self.ctrl.gateways)
+        while link.stats.commands_sent - self.sent0 < n:
+            await asyncio.sleep(0.05)
+        self.published = time.perf_counter() - self.since
+
+    def report(self) -> None:
+        self.task.cancel()
+        stats = self.ctrl.mqtt_link.stats
+        sent = (
+            f"{len(self.ctrl.gateways)} commands published by {self.published:.2f} s"
+            if self.published is not None
+            else "not every command published"
+        )
+        print(
+            f"   ({self.offline} gateways not online at the start; {sent}; link totals: "
+            f"{stats.commands_sent} sent, {stats.acks_matched} acked, {stats.acks_late} late, "
+            f"{stats.timeouts} timeouts)"
+        )
+
+
 SCHEDULE_LEAD_S = 8.0
 """The scheduled change is created this far ahead (time for the reload it needs)."""
 
@@ -562,6 +617,7 @@ async def fanout_controller(
     scheduled, immediate = [], []
     for i in range(runs):
         level = 37 + 11 * i
+        print(f"   (settled for {await settle(ctrl):.1f} s before run {i + 1})")
         gc.collect()
         async with db.sessions() as session:
             start = ctrl.clock.now() + timedelta(seconds=SCHEDULE_LEAD_S)
@@ -578,7 +634,7 @@ async def fanout_controller(
                 now=ctrl.clock.now(),
             )
         before = ctrl.book
-        ctrl.request_reload()
+        ctrl.request_reload(overrides_only=True)  # as the API does after an override
         async with asyncio.timeout(SCHEDULE_LEAD_S - 1):
             while ctrl.book is before:
                 await asyncio.sleep(0.05)
@@ -591,8 +647,10 @@ async def fanout_controller(
 
             profiler = Profiler(interval=0.001, async_mode="disabled")
             profiler.start()
+        watch = SendWatch(ctrl, step_at)
         took = await wait_converged(ctrl, level, 45)
         elapsed = time.perf_counter() - step_at if took != float("inf") else float("inf")
+        watch.report()
         if profiler is not None:
             profiler.stop()
             Path(os.environ["SCALE_PROFILE"]).write_text(
@@ -609,7 +667,7 @@ async def fanout_controller(
             + f"; log: {LOG_COUNTS.summary()}"
         )
         scheduled.append(elapsed)
-        await asyncio.sleep(1.0)
+        await settle(ctrl)
 
         level += 1
         gc.collect()
@@ -627,10 +685,12 @@ async def fanout_controller(
                 now=ctrl.clock.now(),
             )
         created = time.perf_counter()
-        ctrl.request_reload()
+        ctrl.request_reload(overrides_only=True)
         LOG_COUNTS.reset()
+        watch = SendWatch(ctrl, started)
         took = await wait_converged(ctrl, level, 45)
         elapsed = time.perf_counter() - started if took != float("inf") else float("inf")
+        watch.report()
         print(
             f"   controller run {i + 1}b: override to {level} % for all, now -> "
             + (
@@ -642,8 +702,10 @@ async def fanout_controller(
             + f"; log: {LOG_COUNTS.summary()}"
         )
         immediate.append(elapsed)
-        await asyncio.sleep(1.0)
     return scheduled, immediate
+
+
+BARE_PAUSE_S = 8.0
 
 
 async def fanout_bare(port: int, gateway_ids: list[str], runs: int) -> list[float]:
@@ -678,7 +740,7 @@ async def fanout_bare(port: int, gateway_ids: list[str], runs: int) -> list[floa
                 f"   bare run {i + 1}: {len(cmds):,} commands published at QoS 1, all acked in {elapsed:.3f} s"
             )
             times.append(elapsed)
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(BARE_PAUSE_S)  # the fleet's states after the burst go first
     return times
 
 

@@ -138,7 +138,8 @@ class FaultMonitor:
             items: Iterable[tuple[Address, int]] = state.addresses.items()
             if self._snapshots.get(state.info.id) is snapshot:
                 # Judged already: only luminaires missing from it are observed again.
-                items = [(a, lid) for a, lid in items if a not in snapshot.luminaires]
+                missing = state.addresses.keys() - snapshot.luminaires.keys()
+                items = [(a, state.addresses[a]) for a in missing]
             self._snapshots[state.info.id] = snapshot
             for address, lid in items:
                 info = book.luminaires.get(lid)

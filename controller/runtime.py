@@ -582,12 +582,14 @@ class Controller:
         gateway at a time (``_ingest``): an ack that arrives meanwhile is taken in between
         two gateways, not after all of them.
         """
-        if state.online is True:
-            await self._reconcile(state, gateway, came_back=False)
-        now = self.clock.now()
+        was_online = state.online
         # Back after an outage: send everything (it may have lost its levels). Not at the
         # first contact: nothing is acknowledged yet, so the diff sends everything anyway.
-        came_back = state.online is False and state.last_seen is not None
+        came_back = was_online is False and state.last_seen is not None
+        answered = True
+        if was_online is True:
+            answered = await self._reconcile(state, gateway, came_back=False)
+        now = self.clock.now()
         snapshot: GatewayReading | None = None
         try:
             if state.info.protocol == Protocol.MQTT:  # no I/O: decodes what has arrived
@@ -611,7 +613,8 @@ class Controller:
                 async with self._ingest:
                     self._take_readings(state, snapshot.luminaires.values())
         try:
-            await self._reconcile(state, gateway, came_back and snapshot is not None)
+            if answered:  # a command that just timed out is not sent again at once
+                await self._reconcile(state, gateway, came_back and snapshot is not None)
         finally:
             await self._observe(state, now, snapshot)
 
@@ -623,9 +626,10 @@ class Controller:
             async with self._ingest:
                 self.monitor.observe(state, self.book, now, snapshot)
 
-    async def _reconcile(self, state: GatewayState, gateway: Gateway, came_back: bool) -> None:
+    async def _reconcile(self, state: GatewayState, gateway: Gateway, came_back: bool) -> bool:
+        """Send what differs; False if the gateway did not take a command (marked offline)."""
         if self.book is None:
-            return
+            return True
         book = self.book
         now = self.clock.now()
         span = book.span(now)
@@ -645,7 +649,7 @@ class Controller:
             and state.quiet
             and (state.quiet_until is None or now < state.quiet_until)
         ):
-            return  # idle: the diff would be empty
+            return True  # idle: the diff would be empty
         if refresh:
             state.last_refresh = now
         state.fresh = False
@@ -653,6 +657,7 @@ class Controller:
         state.quiet = not batches
         if state.quiet:
             state.quiet_until = quiet_until(targets, state.tracked, now)
+        all_taken = True
         for batch in batches:
             raise_if_cancelled()
             sent = perf_counter()
@@ -660,10 +665,17 @@ class Controller:
                 result = await gateway.apply(batch.levels, source=batch.source, fade_s=batch.fade_s)
             except GatewayUnavailable as exc:
                 self._mark_offline(state, str(exc))
-                return
+                return False
             state.commands += 1
             self.command_latency.observe(perf_counter() - sent)
             self._record_command(state, batch, result, self.clock.now(), refresh=refresh)
+            all_taken = all_taken and not result.rejected
+        if batches and all_taken:
+            # Every address took its command: the diff is empty until something new comes
+            # (a refusal is retried at the next turn instead).
+            state.quiet = True
+            state.quiet_until = quiet_until(targets, state.tracked, self.clock.now())
+        return True
 
     def _record_command(
         self,

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from sqlalchemy import select as core_select
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -176,22 +177,23 @@ async def load_target_book(
 ) -> TargetBook:
     book = await scheduling.load_book(session=session, settings=settings)
     lamps = {t.id: t for t in (await session.exec(select(LampType))).all()}
-    luminaires = {
-        row.id: LuminaireInfo(
-            id=row.id,
-            name=row.name,
-            gateway_id=row.gateway_id,
-            address=Address(row.address),
-            ward=row.ward,
-            street=row.street,
-            rated_power_w=lamps[row.lamp_type_id].rated_power_w,
-            lamp_type_id=row.lamp_type_id,
-            latitude=row.latitude,
-            longitude=row.longitude,
-        )
-        for row in (await session.exec(select(Luminaire))).all()
-        if row.id is not None
-    }
+    # Columns, not ORM objects: at 100,000 luminaires building and tracking entities took
+    # seconds of the event loop's time at every reload.
+    rated = {t.id: t.rated_power_w for t in lamps.values()}
+    c = Luminaire.__table__.c  # type: ignore[attr-defined]
+    rows = await session.exec(
+        core_select(
+            c.id, c.name, c.gateway_id, c.address, c.ward, c.street, c.lamp_type_id,
+            c.latitude, c.longitude,
+        )  # type: ignore[call-overload]
+    )  # fmt: skip
+    luminaires: dict[int, LuminaireInfo] = {}
+    for lid, name, gw_id, address, ward, street, lamp_type_id, lat, lon in rows:
+        info = LuminaireInfo(
+            lid, name, gw_id, Address(address), ward, street, rated[lamp_type_id], lamp_type_id,
+            lat, lon,
+        )  # fmt: skip
+        luminaires[lid] = info
     gateways = {
         g.id: GatewayInfo(
             id=g.id, name=g.name, protocol=g.protocol, host=g.host, port=g.port,
