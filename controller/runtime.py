@@ -98,6 +98,8 @@ def raise_if_cancelled() -> None:
 
 
 MISFIRE_GRACE_S = 120
+INGEST_DEFER_S = 10.0
+"""Telemetry waits at most this long (real seconds) for the commands in flight to be answered."""
 
 
 FREEZE_HEAP_FROM = 20_000
@@ -193,6 +195,10 @@ class Controller:
         self._ready = asyncio.Event()
         self._reload_lock = asyncio.Lock()
         self._ingest = asyncio.Lock()
+        self._in_flight = 0
+        """Commands sent and not yet answered (any gateway)."""
+        self._no_commands = asyncio.Event()
+        self._no_commands.set()
         """Held while one gateway's readings and faults are taken in (CPU work)."""
         self._reload_wanted = asyncio.Event()
         self._reload_everything = False
@@ -616,7 +622,7 @@ class Controller:
         snapshot: GatewayReading | None = None
         try:
             if state.info.protocol == Protocol.MQTT:  # no I/O: decodes what has arrived
-                async with self._ingest:
+                async with self._ingesting():
                     snapshot = await gateway.read()
             else:
                 snapshot = await gateway.read()
@@ -633,7 +639,7 @@ class Controller:
             state.mains_present = snapshot.mains_present
             if snapshot is not state.snapshot:
                 state.snapshot = snapshot
-                async with self._ingest:
+                async with self._ingesting():
                     self._take_readings(state, snapshot.luminaires.values())
         try:
             if answered:  # a command that just timed out is not sent again at once
@@ -641,12 +647,27 @@ class Controller:
         finally:
             await self._observe(state, now, snapshot)
 
+    @asynccontextmanager
+    async def _ingesting(self) -> AsyncIterator[None]:
+        """Hold while taking in one gateway's readings or judging its faults (CPU work).
+
+        One gateway at a time, and not while commands are waiting for their acks (at most
+        ``INGEST_DEFER_S``): at a step the fan-out's round trips go first, the states that
+        follow it are taken in after.
+        """
+        if self._in_flight:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(INGEST_DEFER_S):
+                    await self._no_commands.wait()
+        async with self._ingest:
+            yield
+
     async def _observe(
         self, state: GatewayState, now: datetime, snapshot: GatewayReading | None
     ) -> None:
         """The fault rules over one poll (one gateway at a time, see ``_cycle``)."""
         if self.book is not None:
-            async with self._ingest:
+            async with self._ingesting():
                 self.monitor.observe(state, self.book, now, snapshot)
 
     async def _reconcile(self, state: GatewayState, gateway: Gateway, came_back: bool) -> bool:
@@ -684,11 +705,17 @@ class Controller:
         for batch in batches:
             raise_if_cancelled()
             sent = perf_counter()
+            self._in_flight += 1
+            self._no_commands.clear()
             try:
                 result = await gateway.apply(batch.levels, source=batch.source, fade_s=batch.fade_s)
             except GatewayUnavailable as exc:
                 self._mark_offline(state, str(exc))
                 return False
+            finally:
+                self._in_flight -= 1
+                if not self._in_flight:
+                    self._no_commands.set()
             state.commands += 1
             self.command_latency.observe(perf_counter() - sent)
             self._record_command(state, batch, result, self.clock.now(), refresh=refresh)
