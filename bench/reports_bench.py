@@ -1,19 +1,21 @@
-"""Energy report benchmark: 10,000 luminaires x 365 days of ``energy_daily``, SQLite and PostgreSQL.
+"""Report benchmark: 10,000 luminaires x 365 days of ``energy_daily``, SQLite and PostgreSQL.
 
 Run: ``python -m bench.reports_bench`` (``--luminaires``, ``--days``, ``--repeats``).
 Fills the rollup by bulk insert (executemany on SQLite, COPY on PostgreSQL), runs ANALYZE
-as autovacuum would, then times :func:`controller.energy_report.energy_report` the way the
-API calls it: the headline is the ward x month report over the whole year (target < 100 ms);
-other shapes are printed for context. "cold" is the first call of a shape (for the first
-one, sun events are not cached yet: about 0.7 ms per day); "median" is over the warm calls.
-On PostgreSQL the headline is measured again with JIT compilation off (``jit = off``), as
-PostgreSQL's defaults compile queries this large.
+as autovacuum would, then runs the nightly monthly rollup
+(:func:`controller.energy_rollup.close_months`, as the controller does after the last day:
+every month closed) and times :func:`controller.energy_report.energy_report` the way the API
+calls it. The headline is the ward x month report over the whole year (target < 100 ms),
+read from ``energy_monthly``; each month shape is also timed from ``energy_daily`` alone
+(``monthly=False``: the path before the rollup, and the one a report takes for months not
+rolled up). Then: the year so far in mid-December (December summed up to yesterday, today
+from ``energy_daily``), the fault statistics (``GET /faults/stats``) over a year of faults,
+and a one-day hourly report over 30 days of ``energy_hourly``.
 
-Two what-ifs size the proposals in docs/ioc.md, in the benchmark database only: the same
-ward x month report from a monthly rollup per luminaire (``energy_monthly``: energy, burning
-time, baseline and days reported, per luminaire, month, ward and gateway; not in the schema),
-and a one-day hourly report over a month of ``energy_hourly`` without and with an index on
-``energy_hourly(hour)`` (not in the schema either).
+"cold" is the first call of a shape (for the first one, sun events are not cached yet:
+about 0.7 ms per day); "median" is over the warm calls. On PostgreSQL the headline is
+measured again with JIT compilation off (``jit = off``), as PostgreSQL's defaults compile
+queries this large.
 
 PostgreSQL is measured when reachable at STREETLIGHT_TEST_PG_DSN (default
 postgresql://postgres@127.0.0.1:5432/test); a fresh database is created and dropped.
@@ -33,22 +35,7 @@ from datetime import time as dt_time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import (
-    Column,
-    Date,
-    Float,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    column,
-    func,
-    insert,
-    select,
-    text,
-    values,
-)
+from sqlalchemy import Table, insert, text
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -57,10 +44,13 @@ from bench.machine import describe
 from controller import migrate
 from controller.db import Database, connect
 from controller.energy_report import GroupBy, Interval, energy_report, parse_range
+from controller.energy_rollup import close_months
+from controller.faults import fault_stats
 from controller.settings import EnergySettings, SiteSettings
 from controller.tables import (
     EnergyDaily,
     EnergyHourly,
+    FaultRow,
     Gateway,
     GroupMember,
     LampType,
@@ -85,6 +75,7 @@ _LAMP: Table = LampType.__table__  # type: ignore[attr-defined]
 _LUMINAIRE: Table = Luminaire.__table__  # type: ignore[attr-defined]
 _GROUP: Table = LuminaireGroup.__table__  # type: ignore[attr-defined]
 _MEMBER: Table = GroupMember.__table__  # type: ignore[attr-defined]
+_FAULT: Table = FaultRow.__table__  # type: ignore[attr-defined]
 
 
 def inventory(luminaires: int) -> dict[str, list[dict[str, Any]]]:
@@ -213,8 +204,15 @@ async def fill_hourly(db: Database, luminaires: int, days: int) -> tuple[float, 
     return time.perf_counter() - started, len(rows)
 
 
+def line(label: str, cold: float, warm: float, report: Any) -> str:
+    return (
+        f"    {label:<44} median {warm * 1000:7.1f} ms   cold {cold * 1000:7.1f} ms"
+        f"   ({len(report.items)} rows of {report.total})"
+    )
+
+
 async def measure_hourly(db: Database, luminaires: int, days: int, repeats: int) -> None:
-    """Ward x hour for one day, without and with an index on energy_hourly(hour)."""
+    """Ward x hour for one day, read through the index on energy_hourly(hour)."""
     fill_s, count = await fill_hourly(db, luminaires, days)
     print(f"    filled {count:,} energy_hourly rows ({days} days) in {fill_s:.1f} s")
     day = FIRST_DAY + timedelta(days=days - 1)
@@ -229,20 +227,8 @@ async def measure_hourly(db: Database, luminaires: int, days: int, repeats: int)
                 limit=1000, offset=0,
             )  # fmt: skip
 
-    for label in ("ward x hour, one day", "ward x hour, one day, what-if index(hour)"):
-        if "index" in label:
-            async with db.engine.begin() as conn:
-                await conn.execute(
-                    text("CREATE INDEX ix_bench_energy_hourly_hour ON energy_hourly (hour)")
-                )
-            async with db.engine.connect() as conn:
-                await conn.execution_options(isolation_level="AUTOCOMMIT")
-                await conn.execute(text("ANALYZE"))
-        cold, warm, report = await timed(call, repeats)
-        print(
-            f"    {label:<44} median {warm * 1000:7.1f} ms   cold {cold * 1000:7.1f} ms"
-            f"   ({len(report.items)} rows of {report.total})"
-        )
+    cold, warm, report = await timed(call, repeats)
+    print(line("ward x hour, one day", cold, warm, report))
 
 
 async def timed(call: Callable[[], Awaitable[Any]], repeats: int) -> tuple[float, float, Any]:
@@ -269,22 +255,177 @@ SHAPES: list[tuple[str, Interval, GroupBy, int, int]] = [
 ]
 
 
-async def run_shapes(db: Database, days: int, repeats: int, only: int | None = None) -> None:
+def closed_at(days: int) -> datetime:
+    """The nightly housekeeping after the last day filled: every month of the range closed."""
+    last = FIRST_DAY + timedelta(days=days - 1)
+    return datetime.combine(last + timedelta(days=1), dt_time(0, 5), tzinfo=SITE.tzinfo)
+
+
+async def run_shapes(
+    db: Database,
+    days: int,
+    repeats: int,
+    *,
+    only: int | None = None,
+    daily_too: bool = True,
+) -> None:
+    """Each shape as the API runs it (month periods from energy_monthly where current) and,
+    with ``daily_too``, from energy_daily alone (the path before the rollup) beside it."""
     for label, interval, group_by, limit, span in SHAPES[:only]:
         last = FIRST_DAY + timedelta(days=(span or days) - 1)
         rng = parse_range(interval, FIRST_DAY.isoformat(), last.isoformat(), SITE.tzinfo)
+        ways = [True, False] if daily_too and interval is Interval.MONTH else [True]
+        for monthly in ways:
 
-        async def call(rng: Any = rng, group_by: GroupBy = group_by, limit: int = limit) -> Any:
+            async def call(
+                rng: Any = rng,
+                group_by: GroupBy = group_by,
+                limit: int = limit,
+                monthly: bool = monthly,
+            ) -> Any:
+                async with db.sessions() as session:
+                    return await energy_report(
+                        session=session,
+                        site=SITE,
+                        energy=ENERGY,
+                        rng=rng,
+                        group_by=group_by,
+                        limit=limit,
+                        offset=0,
+                        monthly=monthly,
+                    )
+
+            cold, warm, report = await timed(call, repeats)
+            shown = label if monthly else "  same from energy_daily only (before)"
+            print(line(shown, cold, warm, report))
+
+
+async def measure_rollup(db: Database, days: int) -> None:
+    """The nightly job: the first run (every month), a run with nothing to do."""
+    at = closed_at(days)
+    run = await close_months(db=db, site=SITE, now=at)
+    print(
+        f"    close_months, first run: {len(run.months)} months, {run.rows:,} rows"
+        f" in {run.seconds:.1f} s"
+    )
+    again = await close_months(db=db, site=SITE, now=at)
+    print(f"    close_months, nothing to do: {again.seconds * 1000:.1f} ms")
+    async with db.engine.connect() as conn:  # as autovacuum would, after 120,000 new rows
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.execute(text("ANALYZE"))
+
+
+async def measure_year_to_date(db: Database, days: int, repeats: int) -> None:
+    """Mid-December: the night's run sums December up to yesterday; then the year so far,
+    by ward and month, with today's energy still read from energy_daily."""
+    today = FIRST_DAY + timedelta(days=days - 16)
+    night = datetime.combine(today, dt_time(0, 5), tzinfo=SITE.tzinfo)
+    run = await close_months(db=db, site=SITE, now=night)
+    print(
+        f"    close_months on {today}: {', '.join(m.strftime('%Y-%m') for m in run.months)}"
+        f" rebuilt ({run.rows:,} rows) in {run.seconds:.1f} s"
+    )
+    rng = parse_range(Interval.MONTH, FIRST_DAY.isoformat(), today.isoformat(), SITE.tzinfo)
+    noon = datetime.combine(today, dt_time(12), tzinfo=SITE.tzinfo)
+    for monthly in (True, False):
+
+        async def call(monthly: bool = monthly) -> Any:
             async with db.sessions() as session:
                 return await energy_report(
-                    session=session, site=SITE, energy=ENERGY, rng=rng,
-                    group_by=group_by, limit=limit, offset=0,
+                    session=session, site=SITE, energy=ENERGY, rng=rng, group_by=GroupBy.WARD,
+                    limit=1000, offset=0, now=noon, monthly=monthly,
                 )  # fmt: skip
 
         cold, warm, report = await timed(call, repeats)
+        label = f"ward x month, {FIRST_DAY} to {today} at noon"
+        label = label if monthly else "  same from energy_daily only (before)"
+        print(line(label, cold, warm, report))
+    await close_months(db=db, site=SITE, now=closed_at(days))  # back to the closed year
+
+
+# --- fault statistics -------------------------------------------------------------------------
+
+
+FAULTS_PER_YEAR = 30_000
+"""About three faults per luminaire and year at 10,000 luminaires: lamp and gear failures,
+communication losses (most of them), day burners and power out of tolerance."""
+
+
+def fault_rows(luminaires: int, days: int, seed: int = 11) -> list[dict[str, Any]]:
+    """A year of faults, oldest first: most acknowledged within hours and repaired within
+    days; the last weeks' ones partly still open or only acknowledged."""
+    rng = random.Random(seed)
+    kinds = [
+        ("controlGearCommFailure", "warning", 0.55), ("lampFailure", "critical", 0.2),
+        ("controlGearFailure", "critical", 0.1), ("lampUnexpectedOn", "warning", 0.1),
+        ("lampPowerTooHigh", "warning", 0.05),
+    ]  # fmt: skip
+    start = datetime.combine(FIRST_DAY, dt_time(0), tzinfo=SITE.tzinfo).astimezone(UTC)
+    span_s = days * 86400
+    end = start + timedelta(seconds=span_s)
+    count = FAULTS_PER_YEAR * luminaires // 10_000 * days // 365
+    unresolved: set[tuple[int, str]] = set()
+    rows = []
+    for n in range(count):
+        lum = rng.randrange(luminaires)
+        fault_type, severity, _ = rng.choices(kinds, weights=[k[2] for k in kinds])[0]
+        since = start + timedelta(seconds=span_s * n / count + rng.uniform(0, 60))
+        acked = since + timedelta(seconds=rng.expovariate(1 / 7200)) if rng.random() < 0.7 else None
+        resolved: datetime | None = since + timedelta(seconds=rng.expovariate(1 / 172800))
+        if acked is not None and (acked >= end or (resolved is not None and acked > resolved)):
+            acked = None
+        if resolved is not None and resolved >= end:
+            if (lum, fault_type) in unresolved:  # one unresolved fault per subject and type
+                resolved = end - timedelta(seconds=1)
+            else:
+                resolved = None
+                unresolved.add((lum, fault_type))
+        state = "resolved" if resolved else "acknowledged" if acked else "open"
+        rows.append(
+            {"subject_kind": "luminaire", "subject_id": lum + 1, "luminaire_id": lum + 1,
+             "gateway_id": lum // PER_GATEWAY + 1, "fault_type": fault_type,
+             "severity": severity, "state": state,
+             "ward": WARDS[(lum // PER_GATEWAY) % len(WARDS)], "street": f"Street {lum // 500}",
+             "since": since, "last_seen": resolved or end, "count": rng.randint(1, 20),
+             "evidence": None, "acknowledged_at": acked,
+             "acknowledged_by": "crew" if acked else None, "acknowledged_note": None,
+             "resolved_at": resolved, "resolved_by": None, "resolved_note": None}
+        )  # fmt: skip
+    return rows
+
+
+async def measure_faults(db: Database, luminaires: int, days: int, repeats: int) -> None:
+    """GET /faults/stats over the whole year and over its last 30 days (the API's default)."""
+    rows = fault_rows(luminaires, days)
+    started = time.perf_counter()
+    async with db.engine.begin() as conn:
+        for i in range(0, len(rows), 5_000):
+            await conn.execute(insert(_FAULT), rows[i : i + 5_000])
+    async with db.engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.execute(text("ANALYZE"))
+    unresolved = sum(1 for r in rows if r["resolved_at"] is None)
+    print(
+        f"    filled {len(rows):,} faults ({unresolved:,} unresolved) in"
+        f" {time.perf_counter() - started:.1f} s"
+    )
+    end = datetime.combine(
+        FIRST_DAY + timedelta(days=days), dt_time(0), tzinfo=SITE.tzinfo
+    ).astimezone(UTC)
+    for label, start in (
+        ("fault stats, whole year", end - timedelta(days=days)),
+        ("fault stats, last 30 days", end - timedelta(days=30)),
+    ):
+
+        async def call(start: datetime = start) -> Any:
+            async with db.sessions() as session:
+                return await fault_stats(session=session, start=start, end=end)
+
+        cold, warm, stats = await timed(call, repeats)
+        opened = sum(w.opened for w in stats.wards)
         print(
             f"    {label:<44} median {warm * 1000:7.1f} ms   cold {cold * 1000:7.1f} ms"
-            f"   ({len(report.items)} rows of {report.total})"
+            f"   ({len(stats.wards)} wards, {opened:,} opened)"
         )
 
 
@@ -302,98 +443,18 @@ async def measure(url: str, luminaires: int, days: int, repeats: int) -> None:
         fill_s, count = await fill(db, luminaires, days)
         print(f"    filled {count:,} energy_daily rows in {fill_s:.1f} s")
         compute_sun_events.cache_clear()
+        await measure_rollup(db, days)
         await run_shapes(db, days, repeats)
-        build_s = await build_monthly(db, days)
-        await time_monthly(db, days, repeats, f"what-if energy_monthly (built in {build_s:.1f} s)")
+        await measure_year_to_date(db, days, repeats)
+        await measure_faults(db, luminaires, days, repeats)
         await measure_hourly(db, luminaires, HOURLY_DAYS, repeats)
     if url.startswith("postgresql"):
         print("    with jit = off (session setting):")
         quiet = without_jit(url)
         try:
             await run_shapes(quiet, days, repeats, only=1)
-            await time_monthly(quiet, days, repeats, "what-if energy_monthly")
         finally:
             await quiet.dispose()
-
-
-WHATIF = MetaData()
-MONTHLY = Table(
-    "bench_energy_monthly",
-    WHATIF,
-    Column("luminaire_id", Integer, primary_key=True),
-    Column("month", Date, primary_key=True),
-    Column("ward", String(100), primary_key=True),
-    Column("gateway_id", Integer, primary_key=True),
-    Column("energy_wh", Float, nullable=False),
-    Column("burning_s", Float, nullable=False),
-    Column("baseline_wh", Float, nullable=False),
-    Column("days", Integer, nullable=False),
-    Index("ix_bench_energy_monthly_month_ward", "month", "ward"),
-)
-
-
-async def build_monthly(db: Database, days: int) -> float:
-    """Build the proposed monthly rollup from energy_daily; returns the seconds it took."""
-    from controller.energy_report import dark_seconds
-
-    tz = SITE.tzinfo
-    calendar = []
-    for n in range(days):
-        day = FIRST_DAY + timedelta(days=n)
-        start = datetime.combine(day, dt_time(0), tzinfo=tz)
-        calendar.append(
-            (day, day.replace(day=1), dark_seconds(SITE, start, start + timedelta(days=1)))
-        )
-    nights = (
-        values(column("day", Date), column("month", Date), column("dark_s", Float), name="nights")
-        .data(calendar)
-        .cte("nights")
-    )
-    d = _DAILY.c
-    lum: Table = _LUMINAIRE
-    lamp: Table = _LAMP
-    started = time.perf_counter()
-    async with db.engine.begin() as conn:
-        await conn.run_sync(WHATIF.create_all)
-        await conn.execute(
-            insert(MONTHLY).from_select(
-                ["luminaire_id", "month", "ward", "gateway_id", "energy_wh", "burning_s",
-                 "baseline_wh", "days"],
-                select(d.luminaire_id, nights.c.month, d.ward, d.gateway_id,
-                       func.sum(d.energy_wh), func.sum(d.burning_s),
-                       func.sum(lamp.c.rated_power_w * nights.c.dark_s / 3600), func.count())
-                .join(nights, nights.c.day == d.day)
-                .join(lum, lum.c.id == d.luminaire_id)
-                .join(lamp, lamp.c.id == lum.c.lamp_type_id)
-                .group_by(d.luminaire_id, nights.c.month, d.ward, d.gateway_id),
-            )
-        )  # fmt: skip
-    async with db.engine.connect() as conn:
-        await conn.execution_options(isolation_level="AUTOCOMMIT")
-        await conn.execute(text("ANALYZE"))
-    return time.perf_counter() - started
-
-
-async def time_monthly(db: Database, days: int, repeats: int, label: str) -> None:
-    """Time ward x month over the year from the proposed monthly rollup."""
-    m = MONTHLY.c
-    query = (
-        select(m.month, m.ward, func.sum(m.energy_wh), func.sum(m.burning_s),
-               func.sum(m.baseline_wh), func.count(m.luminaire_id.distinct()))
-        .where(m.month >= FIRST_DAY, m.month <= FIRST_DAY + timedelta(days=days - 1))
-        .group_by(m.month, m.ward)
-        .order_by(m.month, m.ward)
-    )  # fmt: skip
-
-    async def call() -> Any:
-        async with db.engine.connect() as conn:
-            return (await conn.execute(query)).all()
-
-    cold, warm, rows = await timed(call, repeats)
-    print(
-        f"    {label:<44} median {warm * 1000:7.1f} ms   cold {cold * 1000:7.1f} ms"
-        f"   ({len(rows)} rows)"
-    )
 
 
 async def main(luminaires: int, days: int, repeats: int) -> None:

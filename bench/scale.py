@@ -635,8 +635,8 @@ async def fanout_controller(
             )
         before = ctrl.book
         ctrl.request_reload(overrides_only=True)  # as the API does after an override
-        async with asyncio.timeout(SCHEDULE_LEAD_S - 1):
-            while ctrl.book is before:
+        async with asyncio.timeout(60):  # on a loaded machine it can miss the lead: then the
+            while ctrl.book is before:  # time from the instant includes the rest of the reload
                 await asyncio.sleep(0.05)
         step_at = time.perf_counter() + (start - ctrl.clock.now()).total_seconds()
         await asyncio.sleep(max(0.0, step_at - time.perf_counter() - 0.5))

@@ -28,7 +28,9 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
 key_app = typer.Typer(help="API keys: create, list, revoke.", no_args_is_help=True)
-app.add_typer(db_app, name="db", help="Database schema migrations (upgrade, current).")
+app.add_typer(
+    db_app, name="db", help="Database schema migrations (upgrade, current), energy rollup."
+)
 app.add_typer(key_app, name="apikey", help="API keys: create (printed once), list, revoke.")
 
 
@@ -108,6 +110,31 @@ def db_current(ctx: typer.Context) -> None:
             return await migrate.current_revision(db)
 
     typer.echo(f"current: {_run(work)}  head: {migrate.head_revision()}")
+
+
+@db_app.command("rollup")
+def db_rollup(
+    ctx: typer.Context,
+    rebuild: Annotated[
+        bool,
+        typer.Option(
+            "--rebuild", help="Rebuild every month, e.g. after energy_daily was changed by hand"
+        ),
+    ] = False,
+) -> None:
+    """Sum energy_daily into energy_monthly now (the controller does it every night)."""
+    from controller.energy_rollup import RollupRun, close_months
+
+    settings = _settings(ctx)
+
+    async def work(db: Any) -> RollupRun:
+        return await close_months(
+            db=db, site=settings.site.to_site(), now=datetime.now(UTC), rebuild=rebuild
+        )
+
+    run = _run(lambda: _with_db(settings, work))
+    months = ", ".join(m.strftime("%Y-%m") for m in run.months) or "none, all current"
+    typer.echo(f"months rebuilt: {months} ({run.rows} rows, {run.seconds:.1f} s)")
 
 
 def _redact(url: str) -> str:

@@ -40,6 +40,7 @@ from controller.cluster import (
     notify_config_changed,
 )
 from controller.db import Database
+from controller.energy_rollup import close_months
 from controller.errors import ConfigError, GatewayUnavailable, LightingError
 from controller.fault_tracker import Transition, TransitionKind
 from controller.gateway import Gateway
@@ -505,6 +506,10 @@ class Controller:
                 await conn.execute(delete(IngestBatch).where(IngestBatch.at < old))  # type: ignore[arg-type]
         except Exception as exc:  # housekeeping must not stop the controller
             log.warning("deleting old readings failed: %s", exc)
+        try:  # the monthly energy rollup of the months that are over (docs/ioc.md)
+            await close_months(db=self.db, site=self.settings.site.to_site(), now=self.clock.now())
+        except Exception as exc:
+            log.warning("closing the monthly energy rollup failed: %s", exc)
 
     # -- gateways ----------------------------------------------------------------------
 

@@ -264,6 +264,57 @@ class EnergyDaily(SQLModel, table=True):
     samples: int = 0
 
 
+class EnergyMonthly(SQLModel, table=True):
+    """Energy per luminaire per local month, summed from ``energy_daily`` (kept for good).
+
+    Built by :mod:`controller.energy_rollup`, one row per month (its first day), ward and
+    gateway as booked in ``energy_daily`` (a luminaire moved during the month has a row for
+    each), and luminaire. ``days`` is how many days it reported, ``dark_s`` the dark seconds
+    of those days (:func:`controller.energy_report.day_dark_seconds`): the baseline is the
+    current rated power x ``dark_s``, as the daily path computes it. Which days a month's
+    rows cover, and whether they are still current, is in :class:`EnergyMonthlyState`.
+
+    The primary key leads with the month, then the ward: a report reads a month's rows in
+    ward order. On SQLite the table is clustered on it (``WITHOUT ROWID``).
+    """
+
+    __tablename__ = "energy_monthly"
+    __table_args__ = (
+        Index("ix_energy_monthly_luminaire_id", "luminaire_id"),
+        {"sqlite_with_rowid": False},
+    )
+
+    month: date = Field(primary_key=True)
+    ward: str = Field(max_length=100, primary_key=True)
+    gateway_id: int = Field(primary_key=True)
+    luminaire_id: int = Field(foreign_key="luminaire.id", primary_key=True, ondelete="CASCADE")
+    energy_wh: float = 0.0
+    burning_s: float = 0.0
+    samples: int = 0
+    days: int = 0
+    dark_s: float = 0.0
+
+
+class EnergyMonthlyState(SQLModel, table=True):
+    """What ``energy_monthly`` holds for one month: days ``month``..``through_day``.
+
+    ``site`` is the site the dark seconds were computed for (latitude, longitude, elevation,
+    zone). ``stale`` is set by the telemetry writer when it books energy on a day already
+    summed; reports then read that month from ``energy_daily`` until the next rollup.
+    ``rows`` above ``luminaires`` means a luminaire was moved during the month.
+    """
+
+    __tablename__ = "energy_monthly_state"
+
+    month: date = Field(primary_key=True)
+    through_day: date
+    site: str = Field(max_length=200)
+    stale: bool = False
+    rows: int = 0
+    luminaires: int = 0
+    built_at: datetime = Field(default_factory=utcnow)
+
+
 class FaultRow(SQLModel, table=True):
     """A fault on a luminaire or a gateway: one open record per (subject, type).
 
@@ -283,6 +334,8 @@ class FaultRow(SQLModel, table=True):
             postgresql_where=text("state != 'resolved'"),
         ),
         Index("ix_fault_state_ward", "state", "ward"),
+        # faults opened in a period, with what the statistics read: no table lookups
+        Index("ix_fault_since_stats", "since", "ward", "acknowledged_at", "resolved_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -297,7 +350,7 @@ class FaultRow(SQLModel, table=True):
     state: str = Field(max_length=15)
     ward: str | None = Field(default=None, max_length=100)
     street: str | None = Field(default=None, max_length=200)
-    since: datetime = Field(index=True)
+    since: datetime
     last_seen: datetime
     count: int = 1
     evidence: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))

@@ -27,6 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from controller.db import Database
 from controller.energy import Sample, energy_between
+from controller.energy_rollup import mark_stale
 from controller.tables import EnergyDaily, EnergyHourly, IngestBatch, ReadingRow, StateChange
 from controller.values import Reading
 
@@ -301,6 +302,8 @@ class TelemetrySink:
                             _upsert(conn.dialect.name, _DAILY, ["luminaire_id", "day"]),
                             unit.daily,
                         )
+                        # a late row for a day already rolled up into energy_monthly
+                        await mark_stale(conn, (row["day"] for row in unit.daily))
                     await conn.execute(insert(_BATCH), [{"id": unit.id, "at": datetime.now(UTC)}])
         except (SQLAlchemyError, OSError) as exc:
             self.stats.failures += 1

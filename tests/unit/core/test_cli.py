@@ -113,3 +113,11 @@ def test_timeline_for_a_seeded_group(env: Path) -> None:
     missing = runner.invoke(app, ["timeline", "--group", "nope"])
     assert missing.exit_code == 1
     assert "group 'nope' not found" in missing.output
+
+
+def test_rollup_once(env: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(app, ["db", "rollup"])
+    assert result.exit_code == 0, result.output
+    assert "months rebuilt: none, all current (0 rows" in result.output
+    assert runner.invoke(app, ["db", "rollup", "--rebuild"]).exit_code == 0
