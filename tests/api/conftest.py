@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -10,7 +12,7 @@ import pytest
 
 from api.app import create_app
 from controller import auth
-from controller.db import Database
+from controller.db import Database, open_database
 from controller.schemas import Role
 from controller.settings import Settings
 
@@ -103,3 +105,15 @@ async def base(api: Api) -> dict[str, int]:
     gw = await api.ok("POST", "/gateways", json=MODBUS_GW)
     lamp = await api.ok("POST", "/lamp-types", json=LAMP)
     return {"gateway_id": gw["id"], "lamp_type_id": lamp["id"]}
+
+
+@pytest.fixture
+async def sqlite_db(sqlite_template: Path, tmp_path: Path) -> AsyncIterator[Database]:
+    """One SQLite database, for tests about HTTP rather than storage."""
+    path = tmp_path / "streetlight.db"
+    shutil.copyfile(sqlite_template, path)
+    database = open_database(f"sqlite+aiosqlite:///{path}")
+    try:
+        yield database
+    finally:
+        await database.dispose()

@@ -15,7 +15,6 @@ import asyncio
 import base64
 import contextlib
 import hashlib
-import shutil
 from collections.abc import AsyncIterator
 from html.parser import HTMLParser
 from pathlib import Path
@@ -27,7 +26,7 @@ import pytest
 import uvicorn
 
 from api.app import DOCS_ASSETS, create_app
-from controller.db import Database, open_database
+from controller.db import Database
 from controller.settings import Settings
 from tests.browser.conftest import CHROMIUM_FLAGS, chromium_path
 from tests.integration.conftest import free_port
@@ -93,18 +92,6 @@ def directives(csp: str) -> dict[str, list[str]]:
 
 def sha256_source(script: str) -> str:
     return "'sha256-" + base64.b64encode(hashlib.sha256(script.encode()).digest()).decode() + "'"
-
-
-@pytest.fixture
-async def sqlite_db(sqlite_template: Path, tmp_path: Path) -> AsyncIterator[Database]:
-    """For the tests that need one app on any database (the root-path and browser tests)."""
-    path = tmp_path / "docs.db"
-    shutil.copyfile(sqlite_template, path)
-    database = open_database(f"sqlite+aiosqlite:///{path}")
-    try:
-        yield database
-    finally:
-        await database.dispose()
 
 
 # --- over HTTP ------------------------------------------------------------------------------

@@ -9,7 +9,6 @@ import contextlib
 import hashlib
 import logging
 import re
-import shutil
 import socket
 from collections.abc import AsyncIterator
 from html.parser import HTMLParser
@@ -28,7 +27,7 @@ from api.app import create_app
 from api.security import FailureWindow, SecurityMiddleware, csp_with_script_hashes
 from controller import auth
 from controller.cli import app as cli_app
-from controller.db import Database, open_database
+from controller.db import Database
 from controller.schemas import Role
 from controller.settings import SecuritySettings, Settings, load_settings
 
@@ -38,18 +37,6 @@ HEADERS = {
     "x-frame-options": "DENY",
     "referrer-policy": "no-referrer",
 }
-
-
-@pytest.fixture
-async def sqlite_db(sqlite_template: Path, tmp_path: Path) -> AsyncIterator[Database]:
-    """These tests are about HTTP, not storage: SQLite only."""
-    path = tmp_path / "streetlight.db"
-    shutil.copyfile(sqlite_template, path)
-    database = open_database(f"sqlite+aiosqlite:///{path}")
-    try:
-        yield database
-    finally:
-        await database.dispose()
 
 
 @pytest.fixture
