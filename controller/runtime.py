@@ -100,7 +100,10 @@ def raise_if_cancelled() -> None:
 
 MISFIRE_GRACE_S = 120
 INGEST_DEFER_S = 10.0
-"""Telemetry waits at most this long (real seconds) for the commands in flight to be answered."""
+"""Telemetry waits at most this long (real seconds) for a burst of commands to be answered."""
+BURST_IN_FLIGHT = 50
+"""Commands in flight from which telemetry intake waits: a fan-out, not a few slow or silent
+gateways (those must not hold back the telemetry of the others)."""
 
 
 FREEZE_HEAP_FROM = 20_000
@@ -198,8 +201,9 @@ class Controller:
         self._ingest = asyncio.Lock()
         self._in_flight = 0
         """Commands sent and not yet answered (any gateway)."""
-        self._no_commands = asyncio.Event()
-        self._no_commands.set()
+        self._no_burst = asyncio.Event()
+        """Set while fewer than ``BURST_IN_FLIGHT`` commands are in flight."""
+        self._no_burst.set()
         """Held while one gateway's readings and faults are taken in (CPU work)."""
         self._reload_wanted = asyncio.Event()
         self._reload_everything = False
@@ -656,14 +660,14 @@ class Controller:
     async def _ingesting(self) -> AsyncIterator[None]:
         """Hold while taking in one gateway's readings or judging its faults (CPU work).
 
-        One gateway at a time, and not while commands are waiting for their acks (at most
-        ``INGEST_DEFER_S``): at a step the fan-out's round trips go first, the states that
-        follow it are taken in after.
+        One gateway at a time, and not while a burst of commands (``BURST_IN_FLIGHT`` or more)
+        is waiting for its acks (at most ``INGEST_DEFER_S``): at a step the fan-out's round
+        trips go first, the states that follow it are taken in after.
         """
-        if self._in_flight:
+        if not self._no_burst.is_set():
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(INGEST_DEFER_S):
-                    await self._no_commands.wait()
+                    await self._no_burst.wait()
         async with self._ingest:
             yield
 
@@ -711,7 +715,8 @@ class Controller:
             raise_if_cancelled()
             sent = perf_counter()
             self._in_flight += 1
-            self._no_commands.clear()
+            if self._in_flight >= BURST_IN_FLIGHT:
+                self._no_burst.clear()
             try:
                 result = await gateway.apply(batch.levels, source=batch.source, fade_s=batch.fade_s)
             except GatewayUnavailable as exc:
@@ -719,8 +724,8 @@ class Controller:
                 return False
             finally:
                 self._in_flight -= 1
-                if not self._in_flight:
-                    self._no_commands.set()
+                if self._in_flight < BURST_IN_FLIGHT:
+                    self._no_burst.set()
             state.commands += 1
             self.command_latency.observe(perf_counter() - sent)
             self._record_command(state, batch, result, self.clock.now(), refresh=refresh)
