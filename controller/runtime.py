@@ -20,8 +20,8 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, time, timedelta
 from time import perf_counter
@@ -199,12 +199,12 @@ class Controller:
         self._ready = asyncio.Event()
         self._reload_lock = asyncio.Lock()
         self._ingest = asyncio.Lock()
+        """Held while one gateway's readings and faults are taken in (CPU work)."""
         self._in_flight = 0
         """Commands sent and not yet answered (any gateway)."""
         self._no_burst = asyncio.Event()
         """Set while fewer than ``BURST_IN_FLIGHT`` commands are in flight."""
         self._no_burst.set()
-        """Held while one gateway's readings and faults are taken in (CPU work)."""
         self._reload_wanted = asyncio.Event()
         self._reload_everything = False
         self._notify_wanted = asyncio.Event()
@@ -707,35 +707,50 @@ class Controller:
             state.last_refresh = now
         state.fresh = False
         batches = plan(targets, state.tracked, now, refresh=refresh)
-        state.quiet = not batches
-        if state.quiet:
-            state.quiet_until = quiet_until(targets, state.tracked, now)
+        if not batches:
+            self._go_quiet(state, now)
+            return True
+        state.quiet = False
         all_taken = True
         for batch in batches:
             raise_if_cancelled()
             sent = perf_counter()
-            self._in_flight += 1
-            if self._in_flight >= BURST_IN_FLIGHT:
-                self._no_burst.clear()
             try:
-                result = await gateway.apply(batch.levels, source=batch.source, fade_s=batch.fade_s)
+                with self._command_in_flight():
+                    result = await gateway.apply(
+                        batch.levels, source=batch.source, fade_s=batch.fade_s
+                    )
             except GatewayUnavailable as exc:
                 self._mark_offline(state, str(exc))
                 return False
-            finally:
-                self._in_flight -= 1
-                if self._in_flight < BURST_IN_FLIGHT:
-                    self._no_burst.set()
             state.commands += 1
             self.command_latency.observe(perf_counter() - sent)
             self._record_command(state, batch, result, self.clock.now(), refresh=refresh)
             all_taken = all_taken and not result.rejected
-        if batches and all_taken:
+        if all_taken:
             # Every address took its command: the diff is empty until something new comes
             # (a refusal is retried at the next turn instead).
-            state.quiet = True
-            state.quiet_until = quiet_until(targets, state.tracked, self.clock.now())
+            self._go_quiet(state, self.clock.now())
         return True
+
+    @staticmethod
+    def _go_quiet(state: GatewayState, now: datetime) -> None:
+        """The diff is empty: skip it until new input or ``reconcile.quiet_until``."""
+        state.quiet = True
+        state.quiet_until = quiet_until(state.targets, state.tracked, now)
+
+    @contextmanager
+    def _command_in_flight(self) -> Iterator[None]:
+        """Count a command waiting for its ack (telemetry waits for a burst of them)."""
+        self._in_flight += 1
+        if self._in_flight >= BURST_IN_FLIGHT:
+            self._no_burst.clear()
+        try:
+            yield
+        finally:
+            self._in_flight -= 1
+            if self._in_flight < BURST_IN_FLIGHT:
+                self._no_burst.set()
 
     def _record_command(
         self,
