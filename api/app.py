@@ -33,11 +33,11 @@ from api.routers import (
     state,
 )
 from api.security import install_security
-from controller.clock import Clock
-from controller.db import Database
-from controller.runtime import Controller
-from controller.settings import Settings
-from controller.version import VERSION
+from controller.app.settings import Settings
+from controller.app.version import VERSION
+from controller.core.clock import Clock
+from controller.loop.runtime import Controller
+from controller.store.db import Database
 
 DESCRIPTION = """
 Smart street-lighting control for the city of {site}.

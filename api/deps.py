@@ -10,11 +10,11 @@ from fastapi import Depends, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from controller.auth import Principal, authenticate, check_role
-from controller.db import Database
-from controller.errors import FieldProblem, InvalidInput
-from controller.schemas import Role
-from controller.settings import Settings
+from controller.access.auth import Principal, authenticate, check_role
+from controller.app.settings import Settings
+from controller.core.errors import FieldProblem, InvalidInput
+from controller.inventory.schemas import Role
+from controller.store.db import Database
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer <key>`")
 

@@ -20,7 +20,7 @@ from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from controller.errors import (
+from controller.core.errors import (
     CommandRejected,
     ConfigError,
     Conflict,

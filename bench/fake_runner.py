@@ -29,8 +29,8 @@ import sys
 from contextlib import AsyncExitStack
 from typing import Any
 
-from controller.clock import SystemClock
-from controller.settings import MqttSettings
+from controller.app.settings import MqttSettings
+from controller.core.clock import SystemClock
 from fake_luminaires.modbus_front import ModbusFront
 from fake_luminaires.model import FakeGateway
 from fake_luminaires.mqtt_front import FakeMqttFleet

@@ -17,12 +17,12 @@ import uuid
 from pathlib import Path
 
 from bench.machine import describe
-from controller import migrate
-from controller.auth import Principal
-from controller.db import connect
-from controller.importer import ImportFormat, import_inventory
-from controller.schemas import GatewayCreate, LampTypeCreate, Role
-from controller.tables import Gateway, LampType
+from controller.access.auth import Principal
+from controller.inventory.importer import ImportFormat, import_inventory
+from controller.inventory.schemas import GatewayCreate, LampTypeCreate, Role
+from controller.store import migrate
+from controller.store.db import connect
+from controller.store.tables import Gateway, LampType
 
 ACTOR = Principal(name="bench", role=Role.ADMIN)
 

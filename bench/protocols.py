@@ -3,7 +3,7 @@
 Run: ``python -m bench.protocols`` (``--quick`` for fewer repetitions).
 
 Setup (all on loopback): mosquitto on a free port, configured as
-``controller.broker.local_broker`` does (``max_queued_messages 0``) plus
+``controller.demo.broker.local_broker`` does (``max_queued_messages 0``) plus
 ``set_tcp_nodelay true`` (see :func:`bench_broker`; ``--demo-broker`` uses
 ``local_broker`` unchanged), and the fakes in a separate process
 (``bench.fake_runner``): 50 fake Modbus TCP gateways and 200 fake MQTT gateways (one
@@ -74,9 +74,9 @@ from paho.mqtt.properties import Properties
 from pymodbus.client import AsyncModbusTcpClient
 
 from bench.machine import describe
-from controller.broker import Broker, find_mosquitto, free_port, local_broker
-from controller.settings import ModbusSettings, MqttSettings
-from controller.values import Address, Level, Source
+from controller.app.settings import ModbusSettings, MqttSettings
+from controller.core.values import Address, Level, Source
+from controller.demo.broker import Broker, find_mosquitto, free_port, local_broker
 from protocols.modbus import ModbusGateway
 from protocols.modbus_codec import ReadRequest, RegisterWrite, encode_levels, plan_reads
 from protocols.mqtt import MqttLink
@@ -188,7 +188,7 @@ async def bench_broker(data_dir: Path, *, demo: bool) -> AsyncIterator[Broker]:
     Without it mosquitto leaves Nagle on for its client sockets: a QoS 1 command
     round trip then waits for the controller's delayed ACK (~40 ms on Linux) on
     both sides alike, which hides any driver overhead. ``demo`` uses
-    ``controller.broker.local_broker`` unchanged instead (and amqtt if there is no
+    ``controller.demo.broker.local_broker`` unchanged instead (and amqtt if there is no
     mosquitto).
     """
     binary = find_mosquitto()
@@ -798,7 +798,7 @@ if __name__ == "__main__":
     parser.add_argument(
         "--demo-broker",
         action="store_true",
-        help="use controller.broker.local_broker as is (mosquitto with Nagle on)",
+        help="use controller.demo.broker.local_broker as is (mosquitto with Nagle on)",
     )
     args = parser.parse_args()
     sys.exit(asyncio.run(main(args.quick, args.demo_broker)))

@@ -3,8 +3,8 @@
 Run: ``python -m bench.reports_bench`` (``--luminaires``, ``--days``, ``--repeats``).
 Fills the rollup by bulk insert (executemany on SQLite, COPY on PostgreSQL), runs ANALYZE
 as autovacuum would, then runs the nightly monthly rollup
-(:func:`controller.energy_rollup.close_months`, as the controller does after the last day:
-every month closed) and times :func:`controller.energy_report.energy_report` the way the API
+(:func:`controller.energy.rollup.close_months`, as the controller does after the last day:
+every month closed) and times :func:`controller.energy.report.energy_report` the way the API
 calls it. The headline is the ward x month report over the whole year (target < 100 ms),
 read from ``energy_monthly``; each month shape is also timed from ``energy_daily`` alone
 (``monthly=False``: the path before the rollup, and the one a report takes for months not
@@ -41,13 +41,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bench.import_bench import drop_pg, pg_url
 from bench.machine import describe
-from controller import migrate
-from controller.db import Database, connect
-from controller.energy_report import GroupBy, Interval, energy_report, parse_range
-from controller.energy_rollup import close_months
-from controller.faults import fault_stats
-from controller.settings import EnergySettings, SiteSettings
-from controller.tables import (
+from controller.app.settings import EnergySettings, SiteSettings
+from controller.energy.report import GroupBy, Interval, energy_report, parse_range
+from controller.energy.rollup import close_months
+from controller.faults.data import fault_stats
+from controller.store import migrate
+from controller.store.db import Database, connect
+from controller.store.tables import (
     EnergyDaily,
     EnergyHourly,
     FaultRow,

@@ -42,14 +42,14 @@ from typing import Any
 from sqlalchemy import insert, select
 
 from bench.machine import describe
-from controller import migrate
-from controller.auth import Principal
-from controller.db import Database, connect
-from controller.importer import ImportFormat, import_inventory
-from controller.schemas import Role
-from controller.tables import Luminaire
-from controller.telemetry import _READING, LuminaireRef, TelemetrySink, _reading_row
-from controller.values import Address, DeviceFlag, Reading
+from controller.access.auth import Principal
+from controller.core.values import Address, DeviceFlag, Reading
+from controller.inventory.importer import ImportFormat, import_inventory
+from controller.inventory.schemas import Role
+from controller.loop.telemetry import _READING, LuminaireRef, TelemetrySink, _reading_row
+from controller.store import migrate
+from controller.store.db import Database, connect
+from controller.store.tables import Luminaire
 from fake_luminaires.fleet import synthetic_bundle
 
 ACTOR = Principal(name="bench", role=Role.ADMIN)
@@ -397,11 +397,11 @@ LOG_COUNTS = LogCounter()
 
 
 async def bench_fanout(quick: bool, *, footprint: bool, fanout: bool) -> None:
-    from controller.broker import local_broker
-    from controller.clock import SystemClock
-    from controller.overrides import OverrideCreate, OverrideTargets, create_override
-    from controller.runtime import Controller
-    from controller.settings import ControllerSettings, MqttSettings, Settings
+    from controller.app.settings import ControllerSettings, MqttSettings, Settings
+    from controller.core.clock import SystemClock
+    from controller.demo.broker import local_broker
+    from controller.loop.runtime import Controller
+    from controller.scheduling.overrides import OverrideCreate, OverrideTargets, create_override
 
     gateways = FAN_GATEWAYS
     print(
@@ -710,7 +710,7 @@ BARE_PAUSE_S = 8.0
 
 async def fanout_bare(port: int, gateway_ids: list[str], runs: int) -> list[float]:
     from bench.protocols import BareMqtt
-    from controller.values import Level, Source
+    from controller.core.values import Level, Source
     from protocols.mqtt_codec import Command, encode_command
 
     times = []
@@ -750,7 +750,7 @@ MODBUS_PER_GATEWAY = 64
 
 async def bench_modbus(quick: bool) -> None:
     from bench.protocols import bare_modbus_client, bare_poll
-    from controller.settings import ModbusSettings
+    from controller.app.settings import ModbusSettings
     from protocols.modbus import ModbusGateway
     from protocols.modbus_codec import plan_reads
     from protocols.register_map import load_builtin_profile

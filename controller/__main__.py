@@ -1,5 +1,5 @@
 """``python -m controller`` runs the ``streetlight`` command line."""
 
-from controller.cli import app
+from controller.app.cli import app
 
 app()

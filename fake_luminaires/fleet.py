@@ -33,9 +33,9 @@ from typing import Any, Self
 from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel
 
-from controller.clock import Clock
-from controller.settings import MqttSettings
-from controller.values import Address, Protocol
+from controller.app.settings import MqttSettings
+from controller.core.clock import Clock
+from controller.core.values import Address, Protocol
 from fake_luminaires.modbus_front import ModbusFront
 from fake_luminaires.model import FakeGateway, GatewayFault, LuminaireFault
 from fake_luminaires.mqtt_front import FakeMqttFleet

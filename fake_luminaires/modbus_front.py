@@ -33,9 +33,9 @@ from pymodbus.pdu import ModbusPDU
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from controller.clock import Clock
-from controller.errors import ProtocolViolation
-from controller.values import MAX_LUMINAIRES_PER_UNIT, Address
+from controller.core.clock import Clock
+from controller.core.errors import ProtocolViolation
+from controller.core.values import MAX_LUMINAIRES_PER_UNIT, Address
 from fake_luminaires.model import FakeGateway, GatewayFault, LuminaireFault
 from protocols.modbus_codec import (
     GatewayBlock,

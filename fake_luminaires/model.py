@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from controller.values import Address, DeviceFlag, GatewayReading, Reading
+from controller.core.values import Address, DeviceFlag, GatewayReading, Reading
 
 __all__ = [
     "AMBIENT_C",

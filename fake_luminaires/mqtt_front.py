@@ -63,10 +63,10 @@ from typing import Final, Self
 
 import aiomqtt
 
-from controller.clock import Clock, SystemClock
-from controller.errors import ProtocolViolation
-from controller.settings import MqttSettings
-from controller.values import Address, DeviceFlag
+from controller.app.settings import MqttSettings
+from controller.core.clock import Clock, SystemClock
+from controller.core.errors import ProtocolViolation
+from controller.core.values import Address, DeviceFlag
 from fake_luminaires.model import FakeGateway, GatewayFault, LuminaireFault
 from protocols.mqtt import QOS, build_client
 from protocols.mqtt_codec import (

@@ -1,4 +1,4 @@
-"""Alembic environment: runs on the connection handed over by controller.migrate.
+"""Alembic environment: runs on the connection handed over by controller.store.migrate.
 
 Running ``alembic`` by hand also works: the URL then comes from
 ``-x url=...`` or ``STREETLIGHT_DATABASE__URL``.
@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel import SQLModel
 
-import controller.tables  # noqa: F401 - registers the tables on SQLModel.metadata
+import controller.store.tables  # noqa: F401 - registers the tables on SQLModel.metadata
 
 target_metadata = SQLModel.metadata
 

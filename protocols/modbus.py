@@ -1,4 +1,4 @@
-"""Modbus TCP gateway driver: :class:`controller.gateway.Gateway` over pymodbus.
+"""Modbus TCP gateway driver: :class:`controller.core.ports.Gateway` over pymodbus.
 
 One :class:`ModbusGateway` per gateway (IP). It owns one
 ``AsyncModbusTcpClient`` and one named connection task inside its own
@@ -38,15 +38,15 @@ from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 from pymodbus.pdu import ModbusPDU
 
-from controller.clock import Clock, SystemClock
-from controller.errors import (
+from controller.app.settings import ModbusSettings
+from controller.core.clock import Clock, SystemClock
+from controller.core.errors import (
     CommandRejected,
     ConfigError,
     GatewayUnavailable,
     ProtocolViolation,
 )
-from controller.settings import ModbusSettings
-from controller.values import (
+from controller.core.values import (
     MAX_LUMINAIRES_PER_UNIT,
     Address,
     CommandResult,

@@ -16,8 +16,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from controller.errors import ProtocolViolation
-from controller.values import (
+from controller.core.errors import ProtocolViolation
+from controller.core.values import (
     MAX_LUMINAIRES_PER_UNIT,
     Address,
     DeviceFlag,

@@ -4,7 +4,7 @@ The contract is in ``docs/protocol/mqtt.md``; payloads are encoded and decoded b
 pure :mod:`protocols.mqtt_codec`. This module is the thin async shell around it::
 
     async with MqttLink(settings.mqtt, clock=clock) as link:
-        gw = link.gateway("gw-001")               # a controller.gateway.Gateway
+        gw = link.gateway("gw-001")               # a controller.core.ports.Gateway
         result = await gw.apply({Address(0): Level(70)}, source=Source.PROGRAM)
         reading = await gw.read()                 # latest reported state
         async for event in link.events():         # flag changes, availability, connection
@@ -30,7 +30,7 @@ counted (``stats.malformed``) and logged with the gateway and topic, and the loo
 goes on.
 
 Library exceptions (``aiomqtt.MqttError``) are translated here, once, into
-:class:`controller.errors.GatewayUnavailable`.
+:class:`controller.core.errors.GatewayUnavailable`.
 """
 
 from __future__ import annotations
@@ -54,10 +54,10 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from controller.clock import Clock, SystemClock
-from controller.errors import CommandRejected, GatewayUnavailable, ProtocolViolation
-from controller.settings import MqttSettings
-from controller.values import Address, CommandResult, GatewayReading, Level, Source
+from controller.app.settings import MqttSettings
+from controller.core.clock import Clock, SystemClock
+from controller.core.errors import CommandRejected, GatewayUnavailable, ProtocolViolation
+from controller.core.values import Address, CommandResult, GatewayReading, Level, Source
 from protocols.mqtt_codec import (
     Availability,
     Command,
@@ -433,7 +433,7 @@ class MqttLink:
             ) from exc
 
     def gateway(self, gateway_id: str) -> MqttGateway:
-        """The :class:`controller.gateway.Gateway` for ``gateway_id`` on this link."""
+        """The :class:`controller.core.ports.Gateway` for ``gateway_id`` on this link."""
         gw = self._gateways.get(gateway_id)
         if gw is None:
             gw = self._gateways[gateway_id] = MqttGateway(self, check_gateway_id(gateway_id))
@@ -786,7 +786,7 @@ class MqttLink:
 
 
 class MqttGateway:
-    """One gateway behind an :class:`MqttLink`; implements ``controller.gateway.Gateway``.
+    """One gateway behind an :class:`MqttLink`; implements ``controller.core.ports.Gateway``.
 
     Get it from ``link.gateway(gateway_id)``. Entering it (``async with``) does
     nothing: the link owns the connection. Valid only while the link is open.

@@ -1,4 +1,4 @@
-"""Pure codec of the MQTT contract: payload bytes <-> the value types of ``controller.values``.
+"""Pure codec of the MQTT contract: payload bytes <-> the value types of ``controller.core.values``.
 
 No I/O, no clock. The contract and one JSON Schema per payload are in
 ``docs/protocol/mqtt.md`` and ``docs/protocol/schemas/``; the unit tests check that
@@ -8,7 +8,7 @@ the schemas refuse too.
 Decoding is strict: UTF-8 JSON, no duplicate keys, no NaN/Infinity, no unknown
 keys, ``true``/``false`` never accepted as numbers, integers never given as
 ``1.0``, every range checked. Any problem raises
-:class:`controller.errors.ProtocolViolation` naming the field and what is wrong.
+:class:`controller.core.errors.ProtocolViolation` naming the field and what is wrong.
 Encoding a value outside the contract (a level of 150, a naive datetime) is a
 programming error and raises ``ValueError``.
 """
@@ -24,8 +24,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Final
 
-from controller.errors import ProtocolViolation
-from controller.values import (
+from controller.core.errors import ProtocolViolation
+from controller.core.values import (
     Address,
     CommandResult,
     DeviceFlag,

@@ -8,7 +8,7 @@ built-in profiles are in ``protocols/profiles/``.
 
 Loading validates everything it can (unknown keys, overlapping registers, packed
 fields that collide, addresses beyond 65535) and raises
-:class:`controller.errors.ConfigError` naming the offending key.
+:class:`controller.core.errors.ConfigError` naming the offending key.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-from controller.errors import ConfigError
-from controller.values import MAX_LUMINAIRES_PER_UNIT
+from controller.core.errors import ConfigError
+from controller.core.values import MAX_LUMINAIRES_PER_UNIT
 
 __all__ = [
     "FLAG_NAMES",

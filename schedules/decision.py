@@ -38,7 +38,7 @@ from schedules.sun import Site
 
 
 class Source(StrEnum):
-    """Why the target is what it is (same values as ``controller.values.Source``)."""
+    """Why the target is what it is (same values as ``controller.core.values.Source``)."""
 
     DEFAULT = "default"
     PROGRAM = "program"

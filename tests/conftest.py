@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pytest
 
 if TYPE_CHECKING:
-    from controller.db import Database
-    from controller.settings import Settings
+    from controller.app.settings import Settings
+    from controller.store.db import Database
 
 T = TypeVar("T")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
@@ -100,8 +100,8 @@ def run_blocking(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
 
 
 async def _migrated(url: str) -> None:
-    from controller import migrate
-    from controller.db import connect
+    from controller.store import migrate
+    from controller.store.db import connect
 
     async with connect(url) as db:
         await migrate.upgrade(db)
@@ -159,7 +159,7 @@ async def _truncate_all(db: Database) -> None:
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
     """An empty, migrated database: once on SQLite, once on PostgreSQL."""
-    from controller.db import open_database
+    from controller.store.db import open_database
 
     if request.param == "sqlite":
         template: Path = request.getfixturevalue("sqlite_template")
@@ -178,6 +178,6 @@ async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Da
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    from controller.settings import load_settings
+    from controller.app.settings import load_settings
 
     return load_settings(data_dir=tmp_path / "data")

@@ -17,8 +17,8 @@ from api.dashboard.web import (
     translator,
 )
 from api.deps import SessionDep
-from controller.auth import authenticate, hash_key
-from controller.errors import NotAuthenticated
+from controller.access.auth import authenticate, hash_key
+from controller.core.errors import NotAuthenticated
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 

@@ -1,6 +1,6 @@
 """The dashboard's own settings, read once when the app is built (never at import).
 
-``controller/settings.py`` has no ``dashboard`` section yet, so these come from the
+``controller/app/settings.py`` has no ``dashboard`` section yet, so these come from the
 environment (single underscore, not the ``__`` of nested settings):
 
 =====================================  ==========================================
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from controller.errors import ConfigError
+from controller.core.errors import ConfigError
 
 ENV_PREFIX = "STREETLIGHT_DASHBOARD_"
 

@@ -1,6 +1,6 @@
 """The energy page: daily kWh per ward, energy against baseline per ward, CSV downloads.
 
-Figures come from :mod:`controller.energy_report`, the code behind ``GET /api/v1/energy``,
+Figures come from :mod:`controller.energy.report`, the code behind ``GET /api/v1/energy``,
 and the CSV download is that module's ``to_csv`` over the same report (the browser has a
 session cookie, not a bearer key, so it cannot fetch the API's URL itself): the same
 columns and rows as ``GET /api/v1/energy?format=csv``, every page at once.
@@ -25,8 +25,8 @@ from api.dashboard.web import (
     translator,
 )
 from api.deps import SessionDep
-from controller.energy_report import GroupBy, Interval, energy_report, parse_range, to_csv
-from controller.errors import FieldProblem, InvalidInput
+from controller.core.errors import FieldProblem, InvalidInput
+from controller.energy.report import GroupBy, Interval, energy_report, parse_range, to_csv
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 

@@ -1,6 +1,6 @@
 """Energy today and this month, with savings, from the IOC energy reports.
 
-The numbers come from :mod:`controller.energy_report` (the code behind
+The numbers come from :mod:`controller.energy.report` (the code behind
 ``GET /api/v1/energy``), so the overview and the IOC see the same figures. The reports
 are asked with ``now``, so today's baseline counts only the darkness that has passed.
 """
@@ -12,8 +12,8 @@ from datetime import datetime
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from controller.energy_report import EnergyRow, GroupBy, Interval, energy_report, parse_range
-from controller.settings import Settings
+from controller.app.settings import Settings
+from controller.energy.report import EnergyRow, GroupBy, Interval, energy_report, parse_range
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,11 +26,11 @@ from api.dashboard.web import (
     translator,
 )
 from api.deps import SessionDep
-from controller import faults
-from controller.auth import Permission
-from controller.errors import Conflict
-from controller.fault_rules import FaultType
-from controller.faults import AlertContext, FaultNote
+from controller.access.auth import Permission
+from controller.core.errors import Conflict
+from controller.faults import data as faults
+from controller.faults.data import AlertContext, FaultNote
+from controller.faults.rules import FaultType
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 

@@ -12,8 +12,8 @@ from datetime import date, datetime, tzinfo
 from enum import StrEnum
 from typing import Any
 
-from controller.alert_messages import Lang as AlertLang
-from controller.alert_messages import format_number
+from controller.alerts.messages import Lang as AlertLang
+from controller.alerts.messages import format_number
 
 
 class Lang(StrEnum):

@@ -24,9 +24,9 @@ from api.dashboard.web import (
 )
 from api.deps import SessionDep
 from api.routers.luminaires import MAX_IMPORT_BYTES
-from controller.auth import Permission
-from controller.errors import InvalidInput
-from controller.importer import ImportFormat, detect_format, import_inventory
+from controller.access.auth import Permission
+from controller.core.errors import InvalidInput
+from controller.inventory.importer import ImportFormat, detect_format, import_inventory
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 

@@ -16,10 +16,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from api.dashboard.charts import StepChart, step_chart
 from api.dashboard.i18n import Translator
 from api.routers import schedules as schedule_routes
-from controller import scheduling
-from controller.auth import Principal
-from controller.overrides import overlapping, to_pure
-from controller.settings import Settings
+from controller.access.auth import Principal
+from controller.app.settings import Settings
+from controller.scheduling import data as scheduling
+from controller.scheduling.overrides import overlapping, to_pure
 from schedules.program import night_bounds, night_of
 from schedules.sun import compute_sun_events
 

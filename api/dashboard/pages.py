@@ -39,11 +39,14 @@ from api.dashboard.web import (
     translator,
 )
 from api.deps import SessionDep
-from controller import faults, inventory, overrides, scheduling
-from controller.auth import Permission
-from controller.errors import InvalidInput, NotFound
-from controller.overrides import OverrideCreate, OverrideTargets
-from controller.tables import LuminaireGroup
+from controller.access.auth import Permission
+from controller.core.errors import InvalidInput, NotFound
+from controller.faults import data as faults
+from controller.inventory import data as inventory
+from controller.scheduling import data as scheduling
+from controller.scheduling import overrides
+from controller.scheduling.overrides import OverrideCreate, OverrideTargets
+from controller.store.tables import LuminaireGroup
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 

@@ -11,10 +11,15 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.dashboard.charts import Sample
 from api.dashboard.geo import MapPoint
-from controller.faults import FaultPublic, FaultState
-from controller.inventory import group_condition
-from controller.overrides import OverridePublic, overlapping, targeted_luminaires, to_public
-from controller.tables import (
+from controller.faults.data import FaultPublic, FaultState
+from controller.inventory.data import group_condition
+from controller.scheduling.overrides import (
+    OverridePublic,
+    overlapping,
+    targeted_luminaires,
+    to_public,
+)
+from controller.store.tables import (
     EnergyHourly,
     FaultRow,
     Gateway,

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from controller.runtime import Controller, LuminaireState
+from controller.loop.runtime import Controller, LuminaireState
 
 
 class LightState(StrEnum):

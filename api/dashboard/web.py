@@ -23,8 +23,9 @@ from api.dashboard.config import DashboardConfig
 from api.dashboard.i18n import DEFAULT_LANG, Lang, Translator, parse_lang
 from api.dashboard.sessions import LANG_COOKIE, SESSION_COOKIE, DashboardSession, SessionStore
 from api.errors import validation_fields
-from controller.auth import Permission, Principal, check_role
-from controller.errors import (
+from controller.access.auth import Permission, Principal, check_role
+from controller.app.settings import Settings
+from controller.core.errors import (
     Conflict,
     Forbidden,
     GatewayUnavailable,
@@ -33,10 +34,9 @@ from controller.errors import (
     NotAuthenticated,
     NotFound,
 )
-from controller.runtime import Controller
-from controller.schemas import Role
-from controller.settings import Settings
-from controller.tables import ApiKey
+from controller.inventory.schemas import Role
+from controller.loop.runtime import Controller
+from controller.store.tables import ApiKey
 
 log = logging.getLogger(__name__)
 

@@ -8,9 +8,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from api.deps import PageDep, SessionDep, require
-from controller import audit
-from controller.auth import Permission, Principal
-from controller.schemas import AuditPublic, Page
+from controller.access import audit
+from controller.access.auth import Permission, Principal
+from controller.inventory.schemas import AuditPublic, Page
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 Admin = Annotated[Principal, Depends(require(Permission.AUDIT_READ, "read the audit log"))]

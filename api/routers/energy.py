@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Query, Request, Response
 
 from api.deps import PageDep, PrincipalDep, SessionDep, SettingsDep
-from controller.clock import Clock
-from controller.energy_report import (
+from controller.core.clock import Clock
+from controller.energy.report import (
     EnergyReport,
     GroupBy,
     Interval,

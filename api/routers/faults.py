@@ -8,11 +8,11 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Request
 
 from api.deps import IdPath, IdQuery, PageDep, PrincipalDep, SessionDep, SettingsDep, require
-from controller import faults
-from controller.auth import Permission, Principal
-from controller.errors import FieldProblem, InvalidInput
-from controller.faults import AlertContext, FaultDetail, FaultNote, FaultPublic, FaultStats
-from controller.schemas import Page
+from controller.access.auth import Permission, Principal
+from controller.core.errors import FieldProblem, InvalidInput
+from controller.faults import data as faults
+from controller.faults.data import AlertContext, FaultDetail, FaultNote, FaultPublic, FaultStats
+from controller.inventory.schemas import Page
 
 router = APIRouter(prefix="/faults", tags=["faults"])
 Crew = Annotated[Principal, Depends(require(Permission.FAULT_WRITE, "handle faults"))]

@@ -7,10 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response, status
 
 from api.deps import IdPath, PageDep, PrincipalDep, SessionDep, require
-from controller import inventory
-from controller.auth import Permission, Principal
-from controller.schemas import GatewayCreate, GatewayPublic, GatewayUpdate, Page
-from controller.values import Protocol
+from controller.access.auth import Permission, Principal
+from controller.core.values import Protocol
+from controller.inventory import data as inventory
+from controller.inventory.schemas import GatewayCreate, GatewayPublic, GatewayUpdate, Page
 
 router = APIRouter(prefix="/gateways", tags=["gateways"])
 Writer = Annotated[Principal, Depends(require(Permission.INVENTORY_WRITE, "change gateways"))]

@@ -7,9 +7,15 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Response, status
 
 from api.deps import IdPath, PageDep, PrincipalDep, SessionDep, require
-from controller import inventory
-from controller.auth import Permission, Principal
-from controller.schemas import GroupCreate, GroupPublic, GroupUpdate, LuminairePublic, Page
+from controller.access.auth import Permission, Principal
+from controller.inventory import data as inventory
+from controller.inventory.schemas import (
+    GroupCreate,
+    GroupPublic,
+    GroupUpdate,
+    LuminairePublic,
+    Page,
+)
 
 router = APIRouter(prefix="/groups", tags=["groups"])
 Writer = Annotated[Principal, Depends(require(Permission.INVENTORY_WRITE, "change groups"))]

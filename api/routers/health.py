@@ -8,7 +8,7 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel
 
 from api.deps import DatabaseDep, SettingsDep
-from controller.version import VERSION
+from controller.app.version import VERSION
 
 router = APIRouter(tags=["health"])
 

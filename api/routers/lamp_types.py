@@ -7,9 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Response, status
 
 from api.deps import IdPath, PageDep, PrincipalDep, SessionDep, require
-from controller import inventory
-from controller.auth import Permission, Principal
-from controller.schemas import LampTypeCreate, LampTypePublic, LampTypeUpdate, Page
+from controller.access.auth import Permission, Principal
+from controller.inventory import data as inventory
+from controller.inventory.schemas import LampTypeCreate, LampTypePublic, LampTypeUpdate, Page
 
 router = APIRouter(prefix="/lamp-types", tags=["lamp types"])
 Writer = Annotated[Principal, Depends(require(Permission.INVENTORY_WRITE, "change lamp types"))]

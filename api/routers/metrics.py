@@ -9,9 +9,9 @@ from fastapi.responses import PlainTextResponse
 from sqlmodel import func, select
 
 from api.deps import PrincipalDep, SessionDep
-from controller.metrics import Exposition
-from controller.runtime import Controller
-from controller.tables import FaultRow
+from controller.loop.metrics import Exposition
+from controller.loop.runtime import Controller
+from controller.store.tables import FaultRow
 
 router = APIRouter(tags=["observability"])
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"

@@ -19,8 +19,7 @@ from fastapi.routing import APIRoute
 
 from api.deps import MAX_ID, PrincipalDep, SessionDep, SettingsDep
 from api.errors import validation_fields
-from controller import ngsi
-from controller.errors import (
+from controller.core.errors import (
     FieldProblem,
     Forbidden,
     InvalidInput,
@@ -28,7 +27,8 @@ from controller.errors import (
     NotAuthenticated,
     NotFound,
 )
-from controller.runtime import Controller
+from controller.export import ngsi
+from controller.loop.runtime import Controller
 
 ERRORS = "https://uri.etsi.org/ngsi-ld/errors/"
 LD_JSON = "application/ld+json"

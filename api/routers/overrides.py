@@ -8,10 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, status
 
 from api.deps import IdPath, PageDep, PrincipalDep, SessionDep, require
-from controller import overrides
-from controller.auth import Permission, Principal
-from controller.overrides import OverrideCreate, OverridePublic
-from controller.schemas import Page
+from controller.access.auth import Permission, Principal
+from controller.inventory.schemas import Page
+from controller.scheduling import overrides
+from controller.scheduling.overrides import OverrideCreate, OverridePublic
 
 router = APIRouter(prefix="/overrides", tags=["overrides"])
 Writer = Annotated[Principal, Depends(require(Permission.OVERRIDE_WRITE, "set overrides"))]

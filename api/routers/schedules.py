@@ -9,11 +9,12 @@ from fastapi import APIRouter, Depends, Query, Response, status
 from pydantic import BaseModel
 
 from api.deps import IdPath, PageDep, PrincipalDep, SessionDep, SettingsDep, require
-from controller import scheduling
-from controller.auth import Permission, Principal
-from controller.errors import FieldProblem, InvalidInput
-from controller.overrides import overrides_for_group, overrides_for_luminaire
-from controller.schedule_schemas import (
+from controller.access.auth import Permission, Principal
+from controller.core.errors import FieldProblem, InvalidInput
+from controller.inventory.schemas import Page
+from controller.scheduling import data as scheduling
+from controller.scheduling.overrides import overrides_for_group, overrides_for_luminaire
+from controller.scheduling.schemas import (
     CalendarCreate,
     CalendarPublic,
     CalendarUpdate,
@@ -21,7 +22,6 @@ from controller.schedule_schemas import (
     ProgramPublic,
     ProgramUpdate,
 )
-from controller.schemas import Page
 from schedules.almanac import MAX_DAYS, tabulate_sun_events, to_records
 from schedules.decision import Change
 from schedules.program import night_of

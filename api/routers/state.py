@@ -9,8 +9,8 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
 
 from api.deps import IdPath, PrincipalDep
-from controller.errors import GatewayUnavailable, NotFound
-from controller.runtime import Controller
+from controller.core.errors import GatewayUnavailable, NotFound
+from controller.loop.runtime import Controller
 
 router = APIRouter(tags=["state"])
 

@@ -11,10 +11,10 @@ import httpx
 import pytest
 
 from api.app import create_app
-from controller import auth
-from controller.db import Database, open_database
-from controller.schemas import Role
-from controller.settings import Settings
+from controller.access import auth
+from controller.app.settings import Settings
+from controller.inventory.schemas import Role
+from controller.store.db import Database, open_database
 
 
 @pytest.fixture

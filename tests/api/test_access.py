@@ -8,10 +8,10 @@ import httpx
 import pytest
 
 from api.app import create_app
-from controller import auth
-from controller.db import Database, open_database
-from controller.schemas import Role
-from controller.settings import Settings
+from controller.access import auth
+from controller.app.settings import Settings
+from controller.inventory.schemas import Role
+from controller.store.db import Database, open_database
 from tests.api.conftest import MODBUS_GW, Api, luminaire
 
 ALL = frozenset(Role)
@@ -100,7 +100,7 @@ async def test_keys_are_stored_only_as_hashes(db: Database) -> None:
         assert key.startswith("sl_") and len(key) > 40
         from sqlmodel import select
 
-        from controller.tables import ApiKey
+        from controller.store.tables import ApiKey
 
         row = (await session.exec(select(ApiKey).where(ApiKey.name == "k"))).one()
         assert row.key_hash == auth.hash_key(key) and key not in row.key_hash

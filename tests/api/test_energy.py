@@ -28,11 +28,11 @@ import pytest
 from sqlalchemy import Table, insert
 
 from api.app import create_app
-from controller.clock import ManualClock
-from controller.db import Database
-from controller.schemas import Role
-from controller.settings import Settings, load_settings
-from controller.tables import EnergyDaily, EnergyHourly
+from controller.app.settings import Settings, load_settings
+from controller.core.clock import ManualClock
+from controller.inventory.schemas import Role
+from controller.store.db import Database
+from controller.store.tables import EnergyDaily, EnergyHourly
 from tests.api.conftest import Api, luminaire
 
 DARK_0621 = 39063

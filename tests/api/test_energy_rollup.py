@@ -15,13 +15,13 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import Table, delete, insert, select, update
 
-from controller.db import Database
-from controller.energy_report import GroupBy, Interval, energy_report, parse_range, to_csv
-from controller.energy_rollup import close_months
-from controller.settings import EnergySettings, Settings
-from controller.tables import EnergyDaily, EnergyMonthly, EnergyMonthlyState, Luminaire
-from controller.telemetry import LuminaireRef, TelemetrySink
-from controller.values import Address, Reading
+from controller.app.settings import EnergySettings, Settings
+from controller.core.values import Address, Reading
+from controller.energy.report import GroupBy, Interval, energy_report, parse_range, to_csv
+from controller.energy.rollup import close_months
+from controller.loop.telemetry import LuminaireRef, TelemetrySink
+from controller.store.db import Database
+from controller.store.tables import EnergyDaily, EnergyMonthly, EnergyMonthlyState, Luminaire
 from schedules.sun import Site
 from tests.api.conftest import Api, luminaire
 

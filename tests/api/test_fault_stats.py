@@ -13,9 +13,9 @@ from typing import Any
 
 from sqlalchemy import Table, insert
 
-from controller.db import Database
-from controller.faults import fault_stats
-from controller.tables import FaultRow
+from controller.faults.data import fault_stats
+from controller.store.db import Database
+from controller.store.tables import FaultRow
 from tests.api.conftest import Api, luminaire
 
 _FAULT: Table = FaultRow.__table__  # type: ignore[attr-defined]

@@ -7,14 +7,14 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import select
 
-from controller.alert_messages import SubjectInfo
-from controller.db import Database
-from controller.fault_rules import Evidence, FaultType, Quantity, Severity
-from controller.fault_tracker import Subject, Transition, TransitionKind
-from controller.faults import AlertContext, record_transitions
-from controller.schemas import Role
-from controller.settings import AlertSettings, WebhookSettings
-from controller.tables import AlertOutbox
+from controller.alerts.messages import SubjectInfo
+from controller.app.settings import AlertSettings, WebhookSettings
+from controller.faults.data import AlertContext, record_transitions
+from controller.faults.rules import Evidence, FaultType, Quantity, Severity
+from controller.faults.tracker import Subject, Transition, TransitionKind
+from controller.inventory.schemas import Role
+from controller.store.db import Database
+from controller.store.tables import AlertOutbox
 from tests.api.conftest import Api, luminaire
 
 T0 = datetime(2026, 6, 21, 12, 0, tzinfo=UTC)

@@ -30,11 +30,12 @@ from sqlalchemy.pool import NullPool
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.app import create_app
-from controller import auth, migrate
-from controller.db import Database, connect
-from controller.demo_seed import seed_demo
-from controller.schemas import Role
-from controller.settings import Settings, load_settings
+from controller.access import auth
+from controller.app.settings import Settings, load_settings
+from controller.demo.seed import seed_demo
+from controller.inventory.schemas import Role
+from controller.store import migrate
+from controller.store.db import Database, connect
 from tests.conftest import run_blocking
 
 EXAMPLES_PER_OPERATION = 12

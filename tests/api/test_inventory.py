@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from controller.schemas import Role
+from controller.inventory.schemas import Role
 from tests.api.conftest import LAMP, MODBUS_GW, Api, luminaire
 
 

@@ -8,14 +8,14 @@ from zoneinfo import ZoneInfo
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from controller.alert_messages import SubjectInfo
-from controller.db import Database
-from controller.fault_rules import FaultType, Severity
-from controller.fault_tracker import Subject, Transition, TransitionKind
-from controller.faults import AlertContext, record_transitions
-from controller.metrics import Histogram
-from controller.schemas import Role
-from controller.settings import AlertSettings
+from controller.alerts.messages import SubjectInfo
+from controller.app.settings import AlertSettings
+from controller.faults.data import AlertContext, record_transitions
+from controller.faults.rules import FaultType, Severity
+from controller.faults.tracker import Subject, Transition, TransitionKind
+from controller.inventory.schemas import Role
+from controller.loop.metrics import Histogram
+from controller.store.db import Database
 from tests.api.conftest import Api, luminaire
 
 

@@ -26,14 +26,14 @@ from referencing import Registry, Resource
 from sqlalchemy import Table, insert
 
 from api.app import create_app
-from controller.clock import ManualClock
-from controller.db import Database
-from controller.reconcile import Tracked
-from controller.runtime import Controller, GatewayState
-from controller.schemas import Role
-from controller.settings import Settings
-from controller.tables import ReadingRow, StateChange
-from controller.values import Address, DeviceFlag, Level, Reading
+from controller.app.settings import Settings
+from controller.core.clock import ManualClock
+from controller.core.values import Address, DeviceFlag, Level, Reading
+from controller.inventory.schemas import Role
+from controller.loop.reconcile import Tracked
+from controller.loop.runtime import Controller, GatewayState
+from controller.store.db import Database
+from controller.store.tables import ReadingRow, StateChange
 from tests.api.conftest import Api, luminaire
 from tests.conftest import require_service
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from controller import scheduling
-from controller.db import Database
-from controller.schemas import Role
+from controller.inventory.schemas import Role
+from controller.scheduling import data as scheduling
+from controller.store.db import Database
 from tests.api.conftest import Api, luminaire
 
 

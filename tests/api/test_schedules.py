@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from controller import scheduling
-from controller.db import Database
-from controller.schemas import Role
+from controller.inventory.schemas import Role
+from controller.scheduling import data as scheduling
+from controller.store.db import Database
 from tests.api.conftest import Api, luminaire
 
 STANDARD = [

@@ -25,11 +25,11 @@ from typer.testing import CliRunner
 
 from api.app import create_app
 from api.security import FailureWindow, SecurityMiddleware, csp_with_script_hashes
-from controller import auth
-from controller.cli import app as cli_app
-from controller.db import Database
-from controller.schemas import Role
-from controller.settings import SecuritySettings, Settings, load_settings
+from controller.access import auth
+from controller.app.cli import app as cli_app
+from controller.app.settings import SecuritySettings, Settings, load_settings
+from controller.inventory.schemas import Role
+from controller.store.db import Database
 
 API = "/api/v1"
 HEADERS = {

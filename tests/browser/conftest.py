@@ -22,11 +22,11 @@ import httpx
 import pytest
 
 from api.app import create_app
-from controller import auth
-from controller.db import Database
-from controller.demo_seed import seed_demo
-from controller.schemas import Role
-from controller.settings import Settings
+from controller.access import auth
+from controller.app.settings import Settings
+from controller.demo.seed import seed_demo
+from controller.inventory.schemas import Role
+from controller.store.db import Database
 from tests.conftest import require_service
 from tests.integration.conftest import (  # noqa: F401 - pytest fixtures re-exported
     _mqtt_broker_session,

@@ -23,16 +23,18 @@ import uvicorn
 from sqlmodel import func, select
 
 from api.app import create_app
-from controller import auth, inventory, migrate
-from controller.clock import AcceleratedClock
-from controller.db import Database, open_database
-from controller.demo_seed import demo_inventory
-from controller.importer import ImportFormat, import_inventory
-from controller.runtime import Controller
-from controller.schemas import GroupCreate, GroupKind, Role
-from controller.settings import load_settings
-from controller.tables import EnergyDaily, FaultRow, Luminaire
-from controller.values import Address
+from controller.access import auth
+from controller.app.settings import load_settings
+from controller.core.clock import AcceleratedClock
+from controller.core.values import Address
+from controller.demo.seed import demo_inventory
+from controller.inventory import data as inventory
+from controller.inventory.importer import ImportFormat, import_inventory
+from controller.inventory.schemas import GroupCreate, GroupKind, Role
+from controller.loop.runtime import Controller
+from controller.store import migrate
+from controller.store.db import Database, open_database
+from controller.store.tables import EnergyDaily, FaultRow, Luminaire
 from fake_luminaires.fleet import Fleet, specs_from_bundle
 from tests.browser.conftest import ARTIFACTS, CHROMIUM_FLAGS, chromium_path
 from tests.e2e.receivers import eventually

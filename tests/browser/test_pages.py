@@ -21,14 +21,14 @@ from api.dashboard.geo import MapPoint, build_map, convex_hull, walking_order
 from api.dashboard.i18n import STRINGS, Lang, Translator
 from api.dashboard.sessions import SESSION_COOKIE, SessionStore
 from api.dashboard.status import LightState
-from controller import auth
-from controller.db import Database
-from controller.errors import ConfigError
-from controller.fault_rules import FaultType
-from controller.schemas import GroupKind, Role
-from controller.settings import Settings
-from controller.tables import EnergyDaily, FaultRow, Luminaire, OverrideRow
-from controller.values import Source
+from controller.access import auth
+from controller.app.settings import Settings
+from controller.core.errors import ConfigError
+from controller.core.values import Source
+from controller.faults.rules import FaultType
+from controller.inventory.schemas import GroupKind, Role
+from controller.store.db import Database
+from controller.store.tables import EnergyDaily, FaultRow, Luminaire, OverrideRow
 from tests.browser.conftest import Dash
 
 PAGES = ("/", "/map", "/luminaires", "/luminaires/1", "/groups", "/groups/1", "/faults",

@@ -18,15 +18,16 @@ from typing import Any
 import pytest
 from sqlmodel import col, func, select
 
-from controller import auth, migrate
-from controller.clock import AcceleratedClock
-from controller.db import Database, open_database
-from controller.importer import ImportFormat, import_inventory
-from controller.overrides import OverrideCreate, OverrideTargets, create_override
-from controller.runtime import Controller
-from controller.schemas import Role
-from controller.settings import Settings, load_settings
-from controller.tables import AlertOutbox, FaultRow, Luminaire
+from controller.access import auth
+from controller.app.settings import Settings, load_settings
+from controller.core.clock import AcceleratedClock
+from controller.inventory.importer import ImportFormat, import_inventory
+from controller.inventory.schemas import Role
+from controller.loop.runtime import Controller
+from controller.scheduling.overrides import OverrideCreate, OverrideTargets, create_override
+from controller.store import migrate
+from controller.store.db import Database, open_database
+from controller.store.tables import AlertOutbox, FaultRow, Luminaire
 from fake_luminaires.fleet import Fleet, specs_from_bundle
 from tests.e2e.receivers import AlertSubscriber, WebhookReceiver, eventually
 from tests.integration.conftest import MqttBroker

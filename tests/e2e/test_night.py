@@ -21,15 +21,16 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlmodel import func, select
 
 from api.app import create_app
-from controller import auth, migrate
-from controller.clock import AcceleratedClock
-from controller.db import Database, open_database
-from controller.importer import ImportFormat, import_inventory
-from controller.runtime import Controller
-from controller.schemas import Role
-from controller.settings import Settings, load_settings
-from controller.tables import EnergyDaily, Luminaire, StateChange
-from controller.values import Address, Protocol
+from controller.access import auth
+from controller.app.settings import Settings, load_settings
+from controller.core.clock import AcceleratedClock
+from controller.core.values import Address, Protocol
+from controller.inventory.importer import ImportFormat, import_inventory
+from controller.inventory.schemas import Role
+from controller.loop.runtime import Controller
+from controller.store import migrate
+from controller.store.db import Database, open_database
+from controller.store.tables import EnergyDaily, Luminaire, StateChange
 from fake_luminaires.fleet import Fleet, GatewaySpec, specs_from_bundle, synthetic_bundle
 from fake_luminaires.model import FakeGateway, GatewayFault
 from schedules.builtin import DONG_HA_STANDARD

@@ -20,14 +20,15 @@ import httpx
 import pytest
 from sqlmodel import func, select
 
-from controller import auth, migrate
-from controller.clock import AcceleratedClock
-from controller.db import Database, open_database
-from controller.importer import ImportFormat, import_inventory
-from controller.runtime import Controller
-from controller.schemas import Role
-from controller.settings import Settings, load_settings
-from controller.tables import ReadingRow
+from controller.access import auth
+from controller.app.settings import Settings, load_settings
+from controller.core.clock import AcceleratedClock
+from controller.inventory.importer import ImportFormat, import_inventory
+from controller.inventory.schemas import Role
+from controller.loop.runtime import Controller
+from controller.store import migrate
+from controller.store.db import Database, open_database
+from controller.store.tables import ReadingRow
 from fake_luminaires.fleet import Fleet, specs_from_bundle, synthetic_bundle
 from tests.e2e.receivers import eventually, reserve_port
 from tests.integration.conftest import MqttBroker
@@ -294,7 +295,11 @@ async def test_sigkill_mid_night_and_restart_restores_levels_within_5_s(
             assert lum == 0
         # an override for the whole city: the level every light must have
         async with db.sessions() as session:
-            from controller.overrides import OverrideCreate, OverrideTargets, create_override
+            from controller.scheduling.overrides import (
+                OverrideCreate,
+                OverrideTargets,
+                create_override,
+            )
 
             await create_override(
                 session=session,

@@ -15,10 +15,10 @@ import pytest
 from aiosmtpd.controller import Controller as SmtpController
 from sqlmodel import select
 
-from controller.alerting import AlertDispatcher
-from controller.db import Database
-from controller.settings import Settings, load_settings
-from controller.tables import AlertOutbox, FaultEvent, FaultRow
+from controller.alerts.dispatcher import AlertDispatcher
+from controller.app.settings import Settings, load_settings
+from controller.store.db import Database
+from controller.store.tables import AlertOutbox, FaultEvent, FaultRow
 from tests.e2e.receivers import eventually, reserve_port
 
 

@@ -24,10 +24,11 @@ import pytest
 import yaml
 from sqlalchemy import text
 
-from controller import auth, migrate
-from controller.db import connect
-from controller.demo_seed import seed_demo
-from controller.schemas import Role
+from controller.access import auth
+from controller.demo.seed import seed_demo
+from controller.inventory.schemas import Role
+from controller.store import migrate
+from controller.store.db import connect
 from tests.conftest import IN_CI, PG_ADMIN_DSN, _pg_dsn, require_service
 
 ROOT = Path(__file__).resolve().parents[2]

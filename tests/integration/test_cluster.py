@@ -20,11 +20,11 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from controller import migrate
-from controller.auth import Principal
-from controller.db import open_database
-from controller.importer import ImportFormat, import_inventory
-from controller.schemas import Role
+from controller.access.auth import Principal
+from controller.inventory.importer import ImportFormat, import_inventory
+from controller.inventory.schemas import Role
+from controller.store import migrate
+from controller.store.db import open_database
 from fake_luminaires.fleet import synthetic_bundle
 from tests.conftest import PG_ADMIN_DSN, require_service
 from tests.e2e.receivers import eventually, reserve_port

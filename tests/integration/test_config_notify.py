@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from controller.cluster import OVERRIDES_ONLY, listen_config_changes, notify_config_changed
-from controller.db import open_database
+from controller.loop.cluster import OVERRIDES_ONLY, listen_config_changes, notify_config_changed
+from controller.store.db import open_database
 from tests.e2e.receivers import eventually
 
 

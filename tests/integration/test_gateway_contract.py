@@ -1,4 +1,4 @@
-"""One contract, two drivers: the same scenarios through ``controller.gateway.Gateway``.
+"""One contract, two drivers: the same scenarios through ``controller.core.ports.Gateway``.
 
 Each test runs against the Modbus driver (fake Modbus TCP server on loopback) and the
 MQTT driver (fake MQTT gateway on a real mosquitto), both built from the same fake
@@ -15,11 +15,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from controller.clock import AcceleratedClock
-from controller.errors import GatewayUnavailable
-from controller.gateway import Gateway
-from controller.settings import ModbusSettings
-from controller.values import Address, DeviceFlag, Level, Protocol, Source
+from controller.app.settings import ModbusSettings
+from controller.core.clock import AcceleratedClock
+from controller.core.errors import GatewayUnavailable
+from controller.core.ports import Gateway
+from controller.core.values import Address, DeviceFlag, Level, Protocol, Source
 from fake_luminaires.fleet import Fleet, GatewaySpec
 from fake_luminaires.model import GatewayFault, LuminaireFault
 from protocols.modbus import ModbusGateway

@@ -7,9 +7,9 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
-import controller.tables  # noqa: F401 - the models
-from controller import migrate
-from controller.db import Database
+import controller.store.tables  # noqa: F401 - the models
+from controller.store import migrate
+from controller.store.db import Database
 
 
 async def test_schema_matches_models_and_downgrade_works(db: Database) -> None:

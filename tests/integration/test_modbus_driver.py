@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 from pymodbus.client import AsyncModbusTcpClient
 
-from controller.clock import ManualClock
-from controller.errors import ConfigError, GatewayUnavailable, ProtocolViolation
-from controller.gateway import Gateway
-from controller.settings import ModbusSettings
-from controller.values import Address, DeviceFlag, GatewayReading, Level, level
+from controller.app.settings import ModbusSettings
+from controller.core.clock import ManualClock
+from controller.core.errors import ConfigError, GatewayUnavailable, ProtocolViolation
+from controller.core.ports import Gateway
+from controller.core.values import Address, DeviceFlag, GatewayReading, Level, level
 from fake_luminaires.modbus_front import ModbusFront
 from fake_luminaires.model import FakeGateway, GatewayFault, LuminaireFault
 from protocols.modbus import ModbusGateway

@@ -14,10 +14,10 @@ from typing import Any
 import aiomqtt
 import pytest
 
-from controller.clock import AcceleratedClock, Clock, ManualClock
-from controller.errors import CommandRejected, GatewayUnavailable, ProtocolViolation
-from controller.settings import MqttSettings
-from controller.values import (
+from controller.app.settings import MqttSettings
+from controller.core.clock import AcceleratedClock, Clock, ManualClock
+from controller.core.errors import CommandRejected, GatewayUnavailable, ProtocolViolation
+from controller.core.values import (
     Address,
     CommandResult,
     DeviceFlag,

@@ -25,9 +25,9 @@ from typing import Any
 
 import pytest
 
-from controller.errors import GatewayUnavailable
-from controller.settings import MqttSettings
-from controller.values import Address, Level, Source
+from controller.app.settings import MqttSettings
+from controller.core.errors import GatewayUnavailable
+from controller.core.values import Address, Level, Source
 from fake_luminaires.model import FakeGateway
 from fake_luminaires.mqtt_front import FakeMqttFleet
 from protocols.mqtt import MqttLink

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from controller.cli import app
+from controller.app.cli import app
 
 COMMANDS = ("demo", "serve", "import", "seed-demo", "db", "apikey")
 

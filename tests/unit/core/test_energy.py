@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from controller.energy import (
+from controller.energy.accounting import (
     COUNTER_MODULUS,
     MAX_GAP_S,
     Sample,

@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from controller.energy_rollup import MonthState, due, targets
+from controller.energy.rollup import MonthState, due, targets
 
 d = date.fromisoformat
 

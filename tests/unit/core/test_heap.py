@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import weakref
 
-from controller.runtime import settle_heap
+from controller.loop.runtime import settle_heap
 
 
 class Node:

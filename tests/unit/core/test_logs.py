@@ -7,9 +7,9 @@ def test_json_log_lines_carry_the_context() -> None:
     import json
     import logging
 
-    from controller.logs import JsonFormatter
+    from controller.app.logs import JsonFormatter
 
-    record = logging.LogRecord("controller.runtime", logging.WARNING, __file__, 1,
+    record = logging.LogRecord("controller.loop.runtime", logging.WARNING, __file__, 1,
                                "gateway %s offline", ("gw-1",), None)  # fmt: skip
     record.gateway = "gw-1"
     record.luminaire_id = 7

@@ -1,4 +1,4 @@
-"""What ``streetlight serve`` refuses: every rule of controller/production.py, both ways."""
+"""What ``streetlight serve`` refuses: every rule of controller/app/startup_checks.py, both ways."""
 
 from __future__ import annotations
 
@@ -9,11 +9,10 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from controller import auth
-from controller.cli import app
-from controller.db import Database, connect
-from controller.errors import ConfigError
-from controller.production import (
+from controller.access import auth
+from controller.app.cli import app
+from controller.app.settings import Settings, load_settings
+from controller.app.startup_checks import (
     DATABASE_URL,
     EXAMPLE_KEYS,
     Problem,
@@ -25,8 +24,9 @@ from controller.production import (
     refuse,
     settings_problems,
 )
-from controller.schemas import Role
-from controller.settings import Settings, load_settings
+from controller.core.errors import ConfigError
+from controller.inventory.schemas import Role
+from controller.store.db import Database, connect
 
 DEPLOY = Path(__file__).resolve().parents[3] / "deploy"
 
@@ -336,7 +336,7 @@ def sqlite_ok(path: Path, **changes: Any) -> Settings:
 
 
 async def test_check_service_passes_fit_settings_and_refuses_a_demo_key(tmp_path: Path) -> None:
-    from controller import migrate
+    from controller.store import migrate
 
     settings = sqlite_ok(tmp_path / "sl.db")
     await check_service(settings)  # not migrated yet: no keys, nothing to refuse
@@ -384,7 +384,7 @@ def test_serve_on_defaults_refuses_and_names_each_setting(
 
 
 async def test_run_service_refuses_before_it_opens_anything(tmp_path: Path) -> None:
-    from controller.main import run_service
+    from controller.app.service import run_service
 
     settings = load_settings(data_dir=tmp_path / "data", admin_key="a-long-demo-admin-key")
     with pytest.raises(ConfigError, match="admin_key"):

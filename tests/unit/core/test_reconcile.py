@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from controller.reconcile import (
+from controller.core.values import Address, CommandResult, Level, Reading, Source
+from controller.loop.reconcile import (
     MAX_ATTEMPTS,
     SETTLE_S,
     Batch,
@@ -18,7 +19,6 @@ from controller.reconcile import (
     record_readings,
     record_sent,
 )
-from controller.values import Address, CommandResult, Level, Reading, Source
 
 NOW = datetime(2026, 6, 21, 12, 0, tzinfo=UTC)
 

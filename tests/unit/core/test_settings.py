@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from controller.errors import ConfigError
-from controller.settings import load_settings
+from controller.app.settings import load_settings
+from controller.core.errors import ConfigError
 
 
 def test_defaults_are_dong_ha_and_sqlite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -71,9 +71,9 @@ def test_bad_environment_value(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_fault_thresholds_come_from_the_settings(tmp_path: Path) -> None:
-    from controller.alerting import FaultMonitor
-    from controller.db import open_database
-    from controller.fault_rules import FaultType, Severity
+    from controller.alerts.dispatcher import FaultMonitor
+    from controller.faults.rules import FaultType, Severity
+    from controller.store.db import open_database
 
     config = tmp_path / "faults.toml"
     config.write_text(

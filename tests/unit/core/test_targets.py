@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from controller.scheduling import ScheduleBook
-from controller.settings import SiteSettings
-from controller.targets import ActiveOverride, LuminaireInfo, TargetBook
-from controller.values import Address
+from controller.app.settings import SiteSettings
+from controller.core.values import Address
+from controller.loop.targets import ActiveOverride, LuminaireInfo, TargetBook
+from controller.scheduling.data import ScheduleBook
 from schedules.builtin import DONG_HA_STANDARD, FULL_NIGHT
 from schedules.calendar import Calendar
 from schedules.decision import Override

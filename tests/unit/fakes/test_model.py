@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from controller.values import Address, DeviceFlag
+from controller.core.values import Address, DeviceFlag
 from fake_luminaires.model import (
     CYCLE_PERIOD_S,
     OVER_TEMPERATURE_C,

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
-from controller.fault_rules import (
+from controller.core.values import Address, DeviceFlag, Level, Reading
+from controller.faults.rules import (
     Evaluation,
     Evidence,
     FaultType,
@@ -16,8 +17,7 @@ from controller.fault_rules import (
     applies_to,
     evaluate_luminaire,
 )
-from controller.fault_tracker import Observation, Subject
-from controller.values import Address, DeviceFlag, Level, Reading
+from controller.faults.tracker import Observation, Subject
 
 T0 = datetime(2026, 6, 21, 11, 0, tzinfo=UTC)
 """18:00 in Đông Hà."""

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from controller.alert_messages import (
+from controller.alerts.messages import (
     SCHEMA_VERSION,
     AlertState,
     Lang,
@@ -30,7 +30,8 @@ from controller.alert_messages import (
     message,
     ward_slug,
 )
-from controller.fault_rules import (
+from controller.core.values import DeviceFlag
+from controller.faults.rules import (
     FAULTS,
     Evidence,
     FaultType,
@@ -38,8 +39,7 @@ from controller.fault_rules import (
     Severity,
     SubjectKind,
 )
-from controller.fault_tracker import Subject, Transition, TransitionKind
-from controller.values import DeviceFlag
+from controller.faults.tracker import Subject, Transition, TransitionKind
 
 SCHEMA = json.loads(
     (Path(__file__).parents[3] / "docs" / "schemas" / "alert.schema.json").read_text("utf-8")

@@ -12,7 +12,8 @@ from datetime import datetime
 
 import pytest
 
-from controller.fault_rules import (
+from controller.core.values import Address, Level
+from controller.faults.rules import (
     FaultType,
     LampHistory,
     LampType,
@@ -20,8 +21,7 @@ from controller.fault_rules import (
     evaluate_luminaire,
     remember,
 )
-from controller.fault_tracker import FaultTracker, Observation, Subject, Transition, TransitionKind
-from controller.values import Address, Level
+from controller.faults.tracker import FaultTracker, Observation, Subject, Transition, TransitionKind
 from fake_luminaires.model import FakeGateway, GatewayFault, LuminaireFault
 from tests.unit.faults.builders import T0, secs
 

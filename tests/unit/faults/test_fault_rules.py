@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from controller.fault_rules import (
+from controller.core.values import DeviceFlag, Level
+from controller.faults.rules import (
     DEFAULT_THRESHOLDS,
     EXPLAINED_BY_GATEWAY,
     FAULTS,
@@ -30,7 +31,6 @@ from controller.fault_rules import (
     is_silent,
     remember,
 )
-from controller.values import DeviceFlag, Level
 from tests.unit.faults.builders import LAMP, T0, judge, reading, secs
 
 F = FaultType

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from controller.fault_rules import FaultType, Severity
-from controller.fault_tracker import (
+from controller.faults.rules import FaultType, Severity
+from controller.faults.tracker import (
     Debounce,
     FaultTracker,
     OpenFault,

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from controller.webhook import (
+from controller.alerts.webhook import (
     IDEMPOTENCY_HEADER,
     MAX_ATTEMPTS,
     REPLAY_WINDOW_S,

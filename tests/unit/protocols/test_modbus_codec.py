@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from controller.errors import ProtocolViolation
-from controller.values import Address, DeviceFlag, Reading
+from controller.core.errors import ProtocolViolation
+from controller.core.values import Address, DeviceFlag, Reading
 from protocols.modbus_codec import (
     INTEGER_FIELDS,
     GatewayBlock,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.errors import ConfigError
+from controller.core.errors import ConfigError
 from protocols.register_map import (
     Table,
     WordOrder,

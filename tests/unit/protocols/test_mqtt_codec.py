@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from controller.errors import ProtocolViolation
-from controller.values import Address, DeviceFlag, GatewayReading, Level, Reading, Source
+from controller.core.errors import ProtocolViolation
+from controller.core.values import Address, DeviceFlag, GatewayReading, Level, Reading, Source
 from protocols.mqtt_codec import (
     MAX_ADDRESS,
     Ack,

@@ -1,0 +1,65 @@
+"""Alert e-mails over SMTP (aiosmtplib): one message per alert, or a digest of many."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from email.message import EmailMessage
+from typing import Any
+
+import aiosmtplib
+
+from controller.app.settings import EmailRule, EmailSettings
+
+_SUBJECT = {
+    "vi": {"opened": "Sự cố", "acknowledged": "Đã tiếp nhận", "resolved": "Đã khắc phục"},
+    "en": {"opened": "Fault", "acknowledged": "Acknowledged", "resolved": "Resolved"},
+}
+_DIGEST = {"vi": "Tổng hợp cảnh báo chiếu sáng", "en": "Street-lighting alert digest"}
+
+
+def _line(alert: dict[str, Any]) -> str:
+    return str(
+        alert.get("message") or f"{alert.get('type')} {alert.get('subject', {}).get('name')}"
+    )
+
+
+def build_message(
+    rule: EmailRule, alerts: Sequence[dict[str, Any]], *, sender: str, lang: str
+) -> EmailMessage:
+    """One e-mail for ``alerts`` (a single alert, or a digest when there are several)."""
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = ", ".join(rule.to)
+    words = _SUBJECT.get(lang, _SUBJECT["en"])
+    if len(alerts) == 1:
+        a = alerts[0]
+        subject = a.get("subject", {})
+        where = ", ".join(
+            str(x) for x in (subject.get("name"), a.get("location", {}).get("ward")) if x
+        )
+        msg["Subject"] = (
+            f"[streetlight] {words.get(str(a.get('transition')), a.get('transition'))}: "
+            f"{a.get('type')} {where} ({a.get('severity')})"
+        )
+        body = [_line(a), "", f"id: {a.get('fault_id')}  key: {a.get('idempotency_key')}"]
+    else:
+        msg["Subject"] = f"[streetlight] {_DIGEST.get(lang, _DIGEST['en'])}: {len(alerts)}"
+        body = [f"- {_line(a)}" for a in alerts]
+    msg.set_content("\n".join(body) + "\n")
+    return msg
+
+
+async def send(settings: EmailSettings, message: EmailMessage, *, timeout_s: float = 30) -> None:
+    """Send through the configured SMTP server; raises OSError/SMTPException on failure."""
+    if settings.host is None:
+        raise aiosmtplib.SMTPException("no SMTP host configured (alerts.email.host)")
+    await aiosmtplib.send(
+        message,
+        hostname=settings.host,
+        port=settings.port,
+        username=settings.username,
+        password=settings.password.get_secret_value() if settings.password else None,
+        start_tls=settings.starttls and not settings.tls,
+        use_tls=settings.tls,
+        timeout=timeout_s,
+    )

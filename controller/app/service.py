@@ -1,0 +1,196 @@
+"""Process entry points: wire settings, database, broker, fleet, controller and API.
+
+Everything runs under one TaskGroup and unwinds in a fixed order on Ctrl-C or
+SIGTERM: the API stops accepting requests, the controller loops are cancelled
+(the telemetry writer flushes), then the fake fleet and the local broker stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from api.app import create_app
+from controller.access import auth
+from controller.app import logs
+from controller.app import startup_checks as production
+from controller.app.settings import Settings
+from controller.core.clock import AcceleratedClock, Clock, SystemClock
+from controller.core.errors import ConfigError
+from controller.demo.broker import local_broker
+from controller.demo.seed import seed_demo
+from controller.inventory.importer import ImportFormat, export_bundle, import_inventory
+from controller.inventory.schemas import Role
+from controller.loop.runtime import Controller
+from controller.store import migrate
+from controller.store.db import Database, connect
+
+log = logging.getLogger(__name__)
+
+
+def configure_logging() -> None:
+    logs.configure()
+
+
+async def serve_api(
+    settings: Settings, db: Database, controller: Controller | None, host: str, port: int
+) -> None:
+    """Serve the API until a signal; returns when uvicorn has shut down."""
+    app = create_app(settings, db, controller=controller)
+    config = uvicorn.Config(app, host=host, port=port, log_level="info", lifespan="on")
+    await uvicorn.Server(config).serve()
+
+
+async def run_with_api(
+    settings: Settings, db: Database, controller: Controller, host: str, port: int
+) -> None:
+    """The controller and the API side by side; the API's exit ends both."""
+    async with asyncio.TaskGroup() as tg:
+        loops = tg.create_task(controller.run(), name="controller")
+        await controller.wait_ready()
+        await serve_api(settings, db, controller, host, port)
+        loops.cancel()
+
+
+async def run_service(settings: Settings, *, host: str | None, port: int | None) -> None:
+    """Production: the configured database, broker and gateways, real time."""
+    configure_logging()
+    await production.check_service(settings, api_host=host or settings.api.host)
+    async with connect(settings.database_url, echo=settings.database.echo) as db:
+        await migrate.prepare(db)
+        controller = Controller(settings, db, SystemClock())
+        await run_with_api(
+            settings, db, controller, host or settings.api.host, port or settings.api.port
+        )
+
+
+@asynccontextmanager
+async def fake_fleet_process(
+    settings: Settings, bundle_path: Path, out_path: Path, clock: Clock
+) -> AsyncIterator[dict[str, Any]]:
+    """``streetlight fake-fleet`` in a child process; yields the inventory it serves."""
+    args = [
+        sys.executable, "-m", "controller", "fake-fleet",
+        "--inventory", str(bundle_path), "--inventory-out", str(out_path),
+        "--broker", f"mqtt://{settings.mqtt.host}:{settings.mqtt.port}",
+        "--prefix", settings.mqtt.prefix, "--state-interval", "10",
+    ]  # fmt: skip
+    if isinstance(clock, AcceleratedClock):
+        args += [
+            "--start", clock.start.isoformat(), "--speed", str(clock.speed),
+            "--origin", repr(clock.origin),
+        ]  # fmt: skip
+    proc = await asyncio.create_subprocess_exec(
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        start_new_session=True,  # Ctrl-C reaches the demo only; it stops the fleet in order
+    )
+    try:
+        assert proc.stdout is not None
+        async with asyncio.timeout(60):
+            while True:
+                line = await proc.stdout.readline()
+                if not line:
+                    raise ConfigError("the fake fleet exited before it was ready")
+                if line.strip() == b"READY":
+                    break
+        yield json.loads(await asyncio.to_thread(out_path.read_text, encoding="utf-8"))
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+            try:
+                async with asyncio.timeout(10):
+                    await proc.wait()
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+
+
+async def run_demo(
+    settings: Settings,
+    *,
+    host: str,
+    port: int,
+    admin_key: str | None,
+    start: datetime | None = None,
+    speed: float = 1.0,
+) -> None:
+    """Everything on embedded defaults, in one process tree."""
+    configure_logging()
+    clock: Clock = (
+        SystemClock()
+        if start is None and speed == 1.0
+        else AcceleratedClock(start or SystemClock().now(), speed, time.time())
+    )
+    data_dir = settings.data_dir
+    async with connect(settings.database_url) as db:
+        await migrate.prepare(db)
+        async with db.sessions() as session:
+            seeded = await seed_demo(session=session)
+            if admin_key:
+                await auth.ensure_key(
+                    session=session, name="demo-admin", role=Role.ADMIN, key=admin_key
+                )
+                key = admin_key
+            else:
+                key, _ = await auth.create_key(
+                    session=session, name=f"demo-admin-{auth.generate_key()[3:9]}", role=Role.ADMIN
+                )
+            bundle = await export_bundle(session=session)
+        if seeded is not None:
+            print(f"Seeded {seeded.luminaires} luminaires on {seeded.gateways_created} gateways.")
+        bundle_path = data_dir / "demo-inventory.geojson"
+        await asyncio.to_thread(
+            bundle_path.write_text, json.dumps(bundle, ensure_ascii=False), encoding="utf-8"
+        )
+        async with local_broker(data_dir) as broker:
+            settings = settings.model_copy(
+                update={
+                    "mqtt": settings.mqtt.model_copy(
+                        update={"host": broker.host, "port": broker.port, "username": None,
+                                "password": None, "tls": False,
+                                "protocol": "5" if broker.kind == "mosquitto" else "3.1.1"}
+                    )
+                }
+            )  # fmt: skip
+            out = data_dir / "fleet-inventory.geojson"
+            async with fake_fleet_process(settings, bundle_path, out, clock) as served:
+                # the fleet listens on free ports: point the gateways at them
+                gateways_only = {"type": "FeatureCollection", "features": [],
+                                 "gateways": served["gateways"]}  # fmt: skip
+                async with db.sessions() as session:
+                    await import_inventory(
+                        session=session,
+                        data=json.dumps(gateways_only).encode(),
+                        fmt=ImportFormat.GEOJSON,
+                        actor=auth.Principal(name="demo", role=Role.ADMIN),
+                    )
+                base = f"http://{host}:{port}"
+                when = clock.now().astimezone(settings.site.tz).strftime("%Y-%m-%d %H:%M")
+                print(
+                    f"\nstreetlight demo for {settings.site.name}\n"
+                    f"  Dashboard:     {base}/   (sign in with the admin key)\n"
+                    f"  API:           {base}/api/v1   (docs: {base}/docs)\n"
+                    f"  Admin key:     {key}\n"
+                    f"  Try:           curl -H 'Authorization: Bearer {key}' "
+                    f"{base}/api/v1/state/summary\n"
+                    f"  Broker:        {broker.kind} on {broker.host}:{broker.port}\n"
+                    f"  Fake fleet:    {len(served['gateways'])} gateways, control at "
+                    f"{served['fleet']['control_url']}\n"
+                    f"  Clock:         {when} local, x{clock.speed:g}\n"
+                    f"  Data:          {data_dir.resolve()}\n"
+                    "  Stop with Ctrl-C.\n",
+                    flush=True,
+                )
+                controller = Controller(settings, db, clock)
+                await run_with_api(settings, db, controller, host, port)
