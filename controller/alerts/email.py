@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from email.message import EmailMessage
 from typing import Any
@@ -23,15 +24,30 @@ def _line(alert: dict[str, Any]) -> str:
     )
 
 
+def message_id(keys: Sequence[str]) -> str:
+    """``Message-ID`` of the e-mail for these alerts' idempotency keys: the same on a resend
+    (delivery is at-least-once), so a mail system that drops duplicates drops it."""
+    digest = hashlib.sha256("\n".join(keys).encode()).hexdigest()[:32]
+    return f"<{digest}@streetlight.alerts>"
+
+
 def build_message(
-    rule: EmailRule, alerts: Sequence[dict[str, Any]], *, sender: str, lang: str
+    rule: EmailRule,
+    alerts: Sequence[dict[str, Any]],
+    *,
+    sender: str,
+    lang: str,
+    digest: bool = False,
 ) -> EmailMessage:
-    """One e-mail for ``alerts`` (a single alert, or a digest when there are several)."""
+    """One e-mail for one alert, or (``digest``) a digest of ``alerts``, one line each."""
+    if not alerts or (len(alerts) > 1 and not digest):
+        raise ValueError("one alert per e-mail, or a digest")
     msg = EmailMessage()
     msg["From"] = sender
     msg["To"] = ", ".join(rule.to)
+    msg["Message-ID"] = message_id([str(a.get("idempotency_key")) for a in alerts])
     words = _SUBJECT.get(lang, _SUBJECT["en"])
-    if len(alerts) == 1:
+    if not digest:
         a = alerts[0]
         subject = a.get("subject", {})
         where = ", ".join(

@@ -2,8 +2,11 @@
 
 The pure tracker (:mod:`controller.faults.tracker`) decides; this module records. Every
 transition becomes a :class:`FaultEvent`; opened / acknowledged / resolved ones also
-become alerts in the :class:`AlertOutbox` (one row per channel and receiver), in the same
-transaction, so an alert is never lost between the decision and its delivery.
+become alerts in the :class:`AlertOutbox` (one row per channel and receiver: the MQTT
+topic, each webhook and each e-mail rule that wants it), in the same transaction, so an
+alert is never lost between the decision and its delivery. The outbox runs on wall time:
+``queued_at`` is when the alert was queued, and a digest rule's row waits until the end of
+its window (:func:`digest_due`).
 """
 
 from __future__ import annotations
@@ -86,7 +89,8 @@ def routes(
 
 
 def digest_due(now: datetime, interval_min: int) -> datetime:
-    """The end of the digest window ``now`` falls in (windows aligned on the UTC epoch)."""
+    """The end of the digest window ``now`` falls in (windows aligned on the UTC epoch):
+    when the digest of every alert queued in that window is sent."""
     step = interval_min * 60
     return datetime.fromtimestamp((int(now.timestamp()) // step + 1) * step, UTC)
 
@@ -101,33 +105,37 @@ class AlertContext:
 
 
 def _outbox_rows(
-    ctx: AlertContext, event: FaultEvent, payload: dict[str, Any], row: FaultRow
+    ctx: AlertContext,
+    event: FaultEvent,
+    payload: dict[str, Any],
+    row: FaultRow,
+    queued_at: datetime,
 ) -> list[AlertOutbox]:
     assert event.id is not None
+    event_id = event.id
     key = str(payload["idempotency_key"])
+
+    def outbox(channel: str, target: str, due: datetime = queued_at) -> AlertOutbox:
+        return AlertOutbox(
+            fault_event_id=event_id, channel=channel, target=target, payload=payload,
+            idempotency_key=key, next_attempt_at=due, created_at=queued_at,
+        )  # fmt: skip
+
     rows: list[AlertOutbox] = []
     if ctx.alerts.mqtt:
-        topic = alert_topic(ctx.mqtt_prefix, row.ward, Severity(row.severity))
-        rows.append(
-            AlertOutbox(
-                fault_event_id=event.id,
-                channel="mqtt",
-                target=topic,
-                payload=payload,
-                idempotency_key=key,
-            )
-        )
+        rows.append(outbox("mqtt", alert_topic(ctx.mqtt_prefix, row.ward, Severity(row.severity))))
     for hook in ctx.alerts.webhooks:
         if routes(hook, row.fault_type, row.severity, row.ward):
+            rows.append(outbox("webhook", hook.name))
+    for rule in ctx.alerts.email.rules:
+        if not routes(rule, row.fault_type, row.severity, row.ward):
+            continue
+        if rule.mode == "digest":
             rows.append(
-                AlertOutbox(
-                    fault_event_id=event.id,
-                    channel="webhook",
-                    target=hook.name,
-                    payload=payload,
-                    idempotency_key=key,
-                )
+                outbox("digest", rule.name, digest_due(queued_at, rule.digest_interval_min))
             )
+        else:
+            rows.append(outbox("email", rule.name))
     return rows
 
 
@@ -165,8 +173,13 @@ async def record_transitions(
     transitions: Sequence[Transition],
     subjects: Mapping[Subject, SubjectInfo],
     ctx: AlertContext,
+    queued_at: datetime | None = None,
 ) -> int:
-    """Store transitions decided by the tracker, with their alerts; returns alerts queued."""
+    """Store transitions decided by the tracker, with their alerts; returns alerts queued.
+
+    ``queued_at``: the outbox's wall-clock instant (now by default).
+    """
+    queued_at = queued_at or datetime.now(UTC)
     queued = 0
     for t in transitions:
         info = subjects.get(t.subject) or SubjectInfo(name=f"{t.subject.kind} {t.subject.id}")
@@ -209,7 +222,7 @@ async def record_transitions(
         session.add(event)
         await session.flush()
         if t.kind in ALERTED:
-            outbox = _outbox_rows(ctx, event, _payload(ctx, t, row, info), row)
+            outbox = _outbox_rows(ctx, event, _payload(ctx, t, row, info), row, queued_at)
             session.add_all(outbox)
             queued += len(outbox)
     await session.commit()
@@ -367,8 +380,13 @@ async def act_by_hand(
     actor: Principal,
     now: datetime,
     ctx: AlertContext,
+    queued_at: datetime | None = None,
 ) -> tuple[FaultDetail, Transition]:
-    """Acknowledge or resolve a fault by hand (audited, alerted); returns the transition."""
+    """Acknowledge or resolve a fault by hand (audited, alerted); returns the transition.
+
+    ``now``: the instant of the action (the controller's clock); ``queued_at``: the outbox's
+    wall-clock instant (now by default).
+    """
     row = await session.get(FaultRow, fault_id)
     if row is None:
         raise NotFound("fault", fault_id)
@@ -399,7 +417,10 @@ async def act_by_hand(
     session.add(event)
     await session.flush()
     info = await _subject_info(session, row)
-    session.add_all(_outbox_rows(ctx, event, _payload(ctx, transition, row, info), row))
+    outbox = _outbox_rows(
+        ctx, event, _payload(ctx, transition, row, info), row, queued_at or datetime.now(UTC)
+    )
+    session.add_all(outbox)
     audit.record(
         session=session, actor=actor, action=action, entity="fault", entity_id=fault_id,
         before=before, after=FaultPublic.model_validate(row),

@@ -31,7 +31,8 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
 from sqlalchemy import delete
 
-from controller.alerts.dispatcher import AlertDispatcher, FaultMonitor
+from controller.alerts.dispatcher import AlertDispatcher
+from controller.alerts.monitor import FaultMonitor
 from controller.app.settings import Settings
 from controller.core.clock import Clock
 from controller.core.errors import ConfigError, GatewayUnavailable, LightingError
@@ -209,11 +210,12 @@ class Controller:
         self._reload_everything = False
         self._notify_wanted = asyncio.Event()
         self._notify_everything = False
-        self.monitor = FaultMonitor.from_settings(settings, db)
-        self.dispatcher = AlertDispatcher(settings, db)
-        self.monitor.on_stored = self.dispatcher.poke
-        self.dispatcher.is_leader = lambda: self.leader
         self.mqtt_link: MqttLink | None = None
+        outbox_filled = asyncio.Event()  # alerts queued: the dispatcher delivers them
+        self.monitor = FaultMonitor.from_settings(settings, db, stored=outbox_filled)
+        self.dispatcher = AlertDispatcher(
+            settings, db, leadership=self, publisher=lambda: self.mqtt_link, wake=outbox_filled
+        )
         self.cluster: Cluster | None = None
         self._loops: dict[int, asyncio.Task[None]] = {}
         self._link_ready = asyncio.Event()
@@ -549,7 +551,6 @@ class Controller:
             ),
         )
         self.mqtt_link = link
-        self.dispatcher.link = link
         by_topic_id = {
             s.info.mqtt_id: s for s in self.gateways.values() if s.info.protocol == Protocol.MQTT
         }

@@ -1,17 +1,21 @@
-"""Test receivers: a webhook endpoint on loopback and an MQTT alert subscriber."""
+"""Test receivers: a webhook endpoint and an SMTP server on loopback, an MQTT alert subscriber."""
 
 from __future__ import annotations
 
 import asyncio
+import email
+import email.policy
 import json
 import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from email.message import EmailMessage
+from typing import Any, Self
 
 import aiomqtt
 import uvicorn
+from aiosmtpd.controller import Controller as SmtpController
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -29,13 +33,20 @@ def reserve_port() -> int:
 
 @dataclass
 class WebhookReceiver:
-    """Records every POST; refuses bad signatures with 401 (and counts them)."""
+    """Records every POST; refuses bad signatures with 401 (and counts them).
+
+    ``hold``: a valid request is recorded (``arrived`` is set), then left unanswered until
+    :meth:`release`, as a slow receiver would: the sender is between delivery and its answer.
+    """
 
     secret: str
     port: int = field(default_factory=reserve_port)
     received: list[dict[str, Any]] = field(default_factory=list)
     keys: list[str] = field(default_factory=list)
     bad_signatures: int = 0
+    hold: bool = False
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    _released: asyncio.Event = field(default_factory=asyncio.Event)
     _server: uvicorn.Server | None = None
     _task: asyncio.Task[None] | None = None
 
@@ -57,7 +68,15 @@ class WebhookReceiver:
             return Response(status_code=401)
         self.keys.append(request.headers.get(IDEMPOTENCY_HEADER, ""))
         self.received.append(json.loads(body))
+        self.arrived.set()
+        if self.hold:
+            await self._released.wait()
         return Response(status_code=204)
+
+    def release(self) -> None:
+        """Answer the held requests, and every later one at once."""
+        self.hold = False
+        self._released.set()
 
     async def start(self) -> None:
         app = Starlette(routes=[Route("/alerts", self._handle, methods=["POST"])])
@@ -73,11 +92,51 @@ class WebhookReceiver:
         )
 
     async def stop(self) -> None:
+        self.release()
         if self._server is not None and self._task is not None:
             self._server.should_exit = True
             await self._task
         self._server = None
         self._task = None
+
+
+@dataclass(frozen=True, slots=True)
+class Mail:
+    """One e-mail as the SMTP server received it, and when (unix seconds)."""
+
+    message: EmailMessage
+    received_at: float
+
+    @property
+    def text(self) -> str:
+        body = self.message.get_body()
+        assert body is not None
+        return str(body.get_content())
+
+
+class SmtpInbox:
+    """A real SMTP server on loopback (aiosmtpd, in its own thread) that keeps every e-mail."""
+
+    def __init__(self) -> None:
+        self.port = reserve_port()
+        self.mails: list[Mail] = []
+        self._server = SmtpController(self, hostname="127.0.0.1", port=self.port)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        assert isinstance(message, EmailMessage)
+        self.mails.append(Mail(message, time.time()))
+        return "250 OK"
+
+    def to(self, address: str) -> list[Mail]:
+        return [m for m in self.mails if address in str(m.message["To"])]
+
+    def __enter__(self) -> Self:
+        self._server.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.stop()
 
 
 @dataclass

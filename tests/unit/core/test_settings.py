@@ -71,7 +71,7 @@ def test_bad_environment_value(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_fault_thresholds_come_from_the_settings(tmp_path: Path) -> None:
-    from controller.alerts.dispatcher import FaultMonitor
+    from controller.alerts.monitor import FaultMonitor
     from controller.faults.rules import FaultType, Severity
     from controller.store.db import open_database
 
