@@ -1,159 +1,162 @@
-"""The alert outbox delivered by e-mail (a real SMTP server on loopback), one by one and as
-a digest, and webhook retries against a receiver that fails first."""
+"""Alert e-mails from the tracker's transitions to a real SMTP server on loopback.
+
+The rows are queued by :func:`record_transitions` (what the fault writer calls) from the
+e-mail rules: one row per alert for an ``each`` rule, one per alert due at the end of its
+window for a ``digest`` rule; the dispatcher sends them (both databases). The whole path
+from a fault injected on the fake fleet is in tests/e2e/test_email_alerts.py.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import email
-import email.policy
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from email.message import Message
 from typing import Any
 
-import pytest
-from aiosmtpd.controller import Controller as SmtpController
-from sqlmodel import select
+from sqlmodel import col, select
 
 from controller.alerts.dispatcher import AlertDispatcher
+from controller.alerts.messages import SubjectInfo
+from controller.alerts.ports import SoleInstance
 from controller.app.settings import Settings, load_settings
+from controller.faults.data import AlertContext, record_transitions
+from controller.faults.rules import FaultType, Severity
+from controller.faults.tracker import Subject, Transition, TransitionKind
 from controller.store.db import Database
-from controller.store.tables import AlertOutbox, FaultEvent, FaultRow
-from tests.e2e.receivers import eventually, reserve_port
+from controller.store.tables import AlertOutbox
+from tests.e2e.receivers import SmtpInbox, eventually, reserve_port
+
+CREW = "doi1@dongha.vn"
+CHIEF = "truong@dongha.vn"
+WARDS = {1: "Phường 1", 2: "Đông Lễ"}
 
 
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list[Message] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
-        self.messages.append(
-            email.message_from_bytes(envelope.content, policy=email.policy.default)
-        )
-        return "250 OK"
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[Inbox, int]]:
-    inbox = Inbox()
-    port = reserve_port()
-    server = SmtpController(inbox, hostname="127.0.0.1", port=port)
-    server.start()
-    try:
-        yield inbox, port
-    finally:
-        server.stop()
-
-
-def _settings(port: int, **email: Any) -> Settings:
+def _settings(port: int, *, digest_min: int = 1, max_attempts: int = 10) -> Settings:
     return load_settings(
         alerts={
-            "mqtt": False,
-            "retry_base_s": 0.1,
+            "mqtt": False, "language": "en", "retry_base_s": 0.1, "max_attempts": max_attempts,
             "email": {
                 "host": "127.0.0.1", "port": port, "starttls": False, "sender": "den@dongha.vn",
                 "rules": [
-                    {"name": "crew", "to": ["doi1@dongha.vn"], "mode": "each"},
-                    {"name": "chief", "to": ["truong@dongha.vn"], "mode": "digest",
-                     "digest_interval_min": 1},
+                    {"name": "crew", "to": [CREW], "mode": "each", "wards": ["Phường 1"]},
+                    {"name": "chief", "to": [CHIEF], "mode": "digest",
+                     "digest_interval_min": digest_min},
                 ],
-                **email,
             },
         }
     )  # fmt: skip
 
 
-def alert(n: int) -> dict[str, Any]:
-    return {
-        "transition": "opened", "type": "lampFailure", "severity": "critical", "fault_id": str(n),
-        "idempotency_key": f"k{n}", "subject": {"name": f"P1-LD-{n:03d}"},
-        "location": {"ward": "Phường 1"}, "message": f"Đèn P1-LD-{n:03d} không sáng",
-    }  # fmt: skip
+def _opened(gateway: int, at: datetime) -> Transition:
+    return Transition(
+        kind=TransitionKind.OPENED, subject=Subject.gateway(gateway),
+        fault_type=FaultType.SUPPLY_LOSS, severity=Severity.CRITICAL,
+        at=at, since=at, last_seen=at, count=3,
+    )  # fmt: skip
 
 
-async def _queue(db: Database, rows: list[AlertOutbox]) -> None:
+async def _record(db: Database, settings: Settings, queued_at: datetime) -> None:
+    """Supply lost on gateway 1 (Phường 1) and gateway 2 (Đông Lễ)."""
+    at = datetime(2026, 6, 21, 13, 0, tzinfo=UTC)
+    infos = {Subject.gateway(g): SubjectInfo(name=f"GW-{g:02d}", ward=w) for g, w in WARDS.items()}
+    ctx = AlertContext(settings.alerts, settings.mqtt.prefix, settings.site.tz)
     async with db.sessions() as session:
-        fault = FaultRow(
-            subject_kind="luminaire", subject_id=1, fault_type="lampFailure", severity="critical",
-            state="open", since=datetime.now(UTC), last_seen=datetime.now(UTC),
+        queued = await record_transitions(
+            session=session, transitions=[_opened(1, at), _opened(2, at)], subjects=infos,
+            ctx=ctx, queued_at=queued_at,
         )  # fmt: skip
-        session.add(fault)
-        await session.flush()
-        assert fault.id is not None
-        event = FaultEvent(fault_id=fault.id, at=datetime.now(UTC), kind="opened")
-        session.add(event)
-        await session.flush()
-        assert event.id is not None
-        for row in rows:
-            row.fault_event_id = event.id
-        session.add_all(rows)
-        await session.commit()
+    assert queued == 3  # crew: gateway 1 only; chief: both
 
 
-async def _pending(db: Database) -> list[AlertOutbox]:
+async def _outbox(db: Database) -> list[AlertOutbox]:
     async with db.sessions() as session:
-        return list(
-            (await session.exec(select(AlertOutbox).where(AlertOutbox.delivered_at == None))).all()  # noqa: E711
-        )
+        return list((await session.exec(select(AlertOutbox).order_by(col(AlertOutbox.id)))).all())
 
 
-async def test_each_and_digest_emails(db: Database, smtp: tuple[Inbox, int]) -> None:
-    inbox, port = smtp
-    now = datetime.now(UTC)
-    await _queue(
-        db,
-        [
-            AlertOutbox(fault_event_id=0, channel="email", target="crew", payload=alert(1),
-                        idempotency_key="k1"),
-            AlertOutbox(fault_event_id=0, channel="digest", target="chief", payload=alert(1),
-                        idempotency_key="k1", next_attempt_at=now - timedelta(seconds=1)),
-            AlertOutbox(fault_event_id=0, channel="digest", target="chief", payload=alert(2),
-                        idempotency_key="k2", next_attempt_at=now - timedelta(seconds=1)),
-        ],
-    )  # fmt: skip
-    dispatcher = AlertDispatcher(_settings(port), db)
+def _dispatcher(settings: Settings, db: Database) -> AlertDispatcher:
+    return AlertDispatcher(settings, db, leadership=SoleInstance(), publisher=lambda: None)
+
+
+async def _deliver_until(dispatcher: AlertDispatcher, check: Any, what: str) -> None:
     async with asyncio.TaskGroup() as tg:
         task = tg.create_task(dispatcher.run(), name="dispatcher")
-
-        async def done() -> bool:
-            return await _pending(db) == []
-
-        await eventually(done, 10, "every e-mail sent")
+        await eventually(check, 15, what)
         task.cancel()
-    by_to = {m["To"]: m for m in inbox.messages}
-    assert len(inbox.messages) == 2
-    single = by_to["doi1@dongha.vn"]
-    assert "P1-LD-001" in str(single["Subject"])
-    assert "không sáng" in single.get_payload(decode=True).decode()  # type: ignore[union-attr]
-    digest = by_to["truong@dongha.vn"]
-    text = digest.get_payload(decode=True).decode()  # type: ignore[union-attr]
-    assert "P1-LD-001" in text and "P1-LD-002" in text
-    assert digest["From"] == "den@dongha.vn"
 
 
-async def test_an_unreachable_smtp_server_is_retried_then_given_up(db: Database) -> None:
-    port = reserve_port()  # nothing listens there
-    await _queue(
-        db,
-        [AlertOutbox(fault_event_id=0, channel="email", target="crew", payload=alert(3),
-                     idempotency_key="k3")],
-    )  # fmt: skip
-    settings = _settings(port).model_copy(
-        update={"alerts": _settings(port).alerts.model_copy(update={"max_attempts": 3})}
-    )
-    dispatcher = AlertDispatcher(settings, db)
-    async with asyncio.TaskGroup() as tg:
-        task = tg.create_task(dispatcher.run(), name="dispatcher")
+async def test_rules_queue_one_e_mail_per_alert_and_digest_rows_due_at_the_window_end(
+    db: Database,
+) -> None:
+    settings = _settings(reserve_port(), digest_min=15)
+    queued_at = datetime(2026, 12, 7, 10, 7, 30, tzinfo=UTC)
+    await _record(db, settings, queued_at)
+    rows = await _outbox(db)
+    by_channel = sorted((r.channel, r.target, r.payload["subject"]["name"]) for r in rows)
+    assert by_channel == [
+        ("digest", "chief", "GW-01"), ("digest", "chief", "GW-02"), ("email", "crew", "GW-01"),
+    ]  # fmt: skip
+    for row in rows:
+        assert row.created_at.replace(tzinfo=UTC) == queued_at
+        due = datetime(2026, 12, 7, 10, 15, tzinfo=UTC) if row.channel == "digest" else queued_at
+        assert row.next_attempt_at.replace(tzinfo=UTC) == due
+        assert row.idempotency_key == row.payload["idempotency_key"]
 
-        async def given_up() -> bool:
-            async with db.sessions() as session:
-                row = (await session.exec(select(AlertOutbox))).one()
-            return row.gave_up_at is not None
 
-        await eventually(given_up, 15, "the alert given up after 3 attempts")
-        task.cancel()
-    async with db.sessions() as session:
-        row = (await session.exec(select(AlertOutbox))).one()
-    assert row.attempts == 3
-    assert row.last_error is not None and "SMTP" in row.last_error
-    assert dispatcher.gave_up == 1
+async def test_each_and_digest_e_mails(db: Database) -> None:
+    with SmtpInbox() as inbox:
+        settings = _settings(inbox.port)
+        await _record(db, settings, datetime.now(UTC) - timedelta(minutes=2))  # window over
+
+        async def sent() -> bool:
+            return all(r.delivered_at is not None for r in await _outbox(db))
+
+        await _deliver_until(_dispatcher(settings, db), sent, "every e-mail sent")
+    assert len(inbox.mails) == 2
+    (single,) = inbox.to(CREW)
+    assert "supplyLoss" in str(single.message["Subject"]) and "GW-01" in single.text
+    assert "GW-02" not in single.text  # Đông Lễ is not the crew's ward
+    (digest,) = inbox.to(CHIEF)
+    assert "digest" in str(digest.message["Subject"]).lower()
+    assert "GW-01" in digest.text and "GW-02" in digest.text
+    assert str(digest.message["From"]) == "den@dongha.vn"
+    assert single.message["Message-ID"] != digest.message["Message-ID"]
+
+
+async def test_a_digest_waits_for_the_end_of_its_window(db: Database) -> None:
+    with SmtpInbox() as inbox:
+        settings = _settings(inbox.port, digest_min=60)
+        now = datetime.now(UTC)
+        await _record(db, settings, now)
+        dispatcher = _dispatcher(settings, db)
+
+        async def crew_sent() -> bool:
+            return len(inbox.to(CREW)) == 1
+
+        await _deliver_until(dispatcher, crew_sent, "the crew's e-mail")
+        await asyncio.sleep(0.5)
+    assert inbox.to(CHIEF) == []
+    digests = [r for r in await _outbox(db) if r.channel == "digest"]
+    assert len(digests) == 2
+    for row in digests:
+        assert row.delivered_at is None and row.attempts == 0
+        assert row.next_attempt_at.replace(tzinfo=UTC) > now
+
+
+async def test_an_unreachable_smtp_server_is_retried_then_given_up_a_digest_as_one(
+    db: Database,
+) -> None:
+    settings = _settings(reserve_port(), max_attempts=3)  # nothing listens there
+    await _record(db, settings, datetime.now(UTC) - timedelta(minutes=2))
+    dispatcher = _dispatcher(settings, db)
+
+    async def given_up() -> bool:
+        return all(r.gave_up_at is not None for r in await _outbox(db))
+
+    await _deliver_until(dispatcher, given_up, "every e-mail given up after 3 attempts")
+    rows = await _outbox(db)
+    assert [r.attempts for r in rows] == [3, 3, 3]
+    assert all(r.last_error is not None and "SMTP" in r.last_error for r in rows)
+    assert dispatcher.gave_up == 3
+    # the digest's two rows were retried together, as one e-mail, every time
+    digests = [r for r in rows if r.channel == "digest"]
+    assert len({r.next_attempt_at for r in digests}) == 1
+    assert len({r.gave_up_at for r in digests}) == 1
