@@ -3,12 +3,17 @@
 One accelerated night (60x) against a fake fleet of both protocols on a real mosquitto;
 every luminaire fault the fakes can show is injected at once on its own luminaire,
 mains loss on a 64-luminaire gateway, silence on another; then everything is cleared.
+Then delivery across a receiver outage and a graceful restart, and across a SIGKILL of
+``streetlight serve`` between the receiver's answer and the outbox commit (at-least-once).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
+import sys
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -20,7 +25,7 @@ from sqlmodel import col, func, select
 
 from controller.access import auth
 from controller.app.settings import Settings, load_settings
-from controller.core.clock import AcceleratedClock
+from controller.core.clock import AcceleratedClock, SystemClock
 from controller.inventory.importer import ImportFormat, import_inventory
 from controller.inventory.schemas import Role
 from controller.loop.runtime import Controller
@@ -29,7 +34,7 @@ from controller.store import migrate
 from controller.store.db import Database, open_database
 from controller.store.tables import AlertOutbox, FaultRow, Luminaire
 from fake_luminaires.fleet import Fleet, specs_from_bundle
-from tests.e2e.receivers import AlertSubscriber, WebhookReceiver, eventually
+from tests.e2e.receivers import AlertSubscriber, WebhookReceiver, eventually, reserve_port
 from tests.integration.conftest import MqttBroker
 
 pytestmark = pytest.mark.slow
@@ -283,3 +288,112 @@ async def test_alerts_survive_a_receiver_outage_and_a_controller_restart(
             assert sorted(r.fault_type for r in rows) == ["lampFailure", "supplyLoss"]
     finally:
         await hook.stop()
+
+
+def _serve_config(tmp_path: Path, hook: WebhookReceiver) -> Path:
+    """``streetlight serve`` on a SQLite file: Modbus only, faults open on one observation."""
+    path = tmp_path / "serve.toml"
+    path.write_text(
+        f"""
+data_dir = "{tmp_path.as_posix()}"
+[security]
+allow_sqlite = true
+allow_anonymous_broker = true
+[modbus]
+poll_interval_s = 0.5
+timeout_s = 0.3
+retries = 0
+[faults]
+raise_count = 1
+raise_s = 0
+[alerts]
+mqtt = false
+retry_base_s = 0.2
+[[alerts.webhooks]]
+name = "crew"
+url = "{hook.url}"
+secret = "{SECRET}"
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+async def _webhook_row(db: Database) -> AlertOutbox | None:
+    async with db.sessions() as session:
+        return (
+            await session.exec(select(AlertOutbox).where(AlertOutbox.channel == "webhook"))
+        ).one_or_none()
+
+
+async def test_a_sigkill_between_delivery_and_marking_delivers_again_with_the_same_key(
+    tmp_path: Path,
+) -> None:
+    """At-least-once: the receiver has the alert, the process dies before it records that;
+    the next process sends it again, with the same Idempotency-Key for the receiver to drop."""
+    db = open_database(f"sqlite+aiosqlite:///{tmp_path / 'streetlight.db'}")
+    await migrate.prepare(db)
+    hook = WebhookReceiver(SECRET, hold=True)  # records the alert, then does not answer
+    await hook.start()
+    env = {**os.environ, "STREETLIGHT_CONFIG": str(_serve_config(tmp_path, hook))}
+    inventory = {
+        "type": "FeatureCollection",
+        "lamp_types": [{"name": "LED 100 W", "rated_power_w": 100}],
+        "gateways": [{"name": "gw-k", "protocol": "modbus", "host": "127.0.0.1", "port": 1,
+                      "unit_ids": [1], "ward": "Phường 1"}],
+        "features": [],
+    }  # fmt: skip
+    procs: list[asyncio.subprocess.Process] = []
+
+    async def serve() -> asyncio.subprocess.Process:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "controller", "serve", "--port", str(reserve_port()),
+            env=env, stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        procs.append(proc)
+        return proc
+
+    fleet = Fleet(specs_from_bundle(inventory), clock=SystemClock(), mqtt=None, seed=13)
+    try:
+        async with fleet:
+            await _adopt(db, fleet, inventory)
+            await fleet.inject("gw-k", "mains_loss")
+            first = await serve()
+            async with asyncio.timeout(60):
+                await hook.arrived.wait()
+            held = await _webhook_row(db)
+            assert held is not None and held.delivered_at is None and held.attempts == 0
+            first.send_signal(signal.SIGKILL)  # the receiver has it; the commit never comes
+            await first.wait()
+            hook.release()
+            assert len(hook.keys) == 1
+            after_kill = await _webhook_row(db)
+            assert after_kill is not None and after_kill.delivered_at is None
+
+            await serve()
+
+            async def marked() -> bool:
+                row = await _webhook_row(db)
+                return row is not None and row.delivered_at is not None
+
+            await eventually(marked, 60, "the alert delivered and marked after the restart")
+        assert len(hook.keys) == 2, hook.keys
+        assert hook.keys[0] == hook.keys[1] == held.idempotency_key
+        assert hook.received[0] == hook.received[1]
+        assert hook.received[0]["type"] == "supplyLoss"
+        assert hook.bad_signatures == 0
+        done = await _webhook_row(db)
+        assert done is not None and done.attempts == 1  # the killed attempt left no trace
+    finally:
+        for proc in procs:
+            if proc.returncode is None:
+                proc.terminate()
+        for proc in procs:
+            try:
+                async with asyncio.timeout(15):
+                    await proc.wait()
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+        await hook.stop()
+        await db.dispose()
