@@ -9,6 +9,9 @@ from a fault injected on the fake fleet is in tests/e2e/test_email_alerts.py.
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,8 +19,10 @@ from sqlmodel import col, select
 
 from controller.alerts.dispatcher import AlertDispatcher
 from controller.alerts.messages import SubjectInfo
+from controller.alerts.monitor import FaultMonitor
 from controller.alerts.ports import SoleInstance
 from controller.app.settings import Settings, load_settings
+from controller.core.values import Address, GatewayReading
 from controller.faults.data import AlertContext, record_transitions
 from controller.faults.rules import FaultType, Severity
 from controller.faults.tracker import Subject, Transition, TransitionKind
@@ -160,3 +165,92 @@ async def test_an_unreachable_smtp_server_is_retried_then_given_up_a_digest_as_o
     digests = [r for r in rows if r.channel == "digest"]
     assert len({r.next_attempt_at for r in digests}) == 1
     assert len({r.gave_up_at for r in digests}) == 1
+
+
+# --- the monitor and the dispatcher, wired through their constructors ----------------------
+
+
+@dataclass(frozen=True)
+class _Gateway:
+    id: int
+    name: str
+    ward: str | None
+    latitude: float | None = None
+    longitude: float | None = None
+
+
+@dataclass(frozen=True)
+class _Inventory:
+    gateways: dict[int, _Gateway]
+    luminaires: dict[int, Any] = field(default_factory=dict)
+    lamp_types: dict[int, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _Polled:
+    info: _Gateway
+    last_seen: datetime | None = None
+    addresses: dict[Address, int] = field(default_factory=dict)
+    tracked: dict[Address, Any] = field(default_factory=dict)
+    targets: dict[Address, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _Leader:
+    leader: bool
+
+
+async def test_a_fault_seen_by_the_monitor_is_e_mailed_by_the_dispatcher_it_wakes(
+    db: Database,
+) -> None:
+    """Plain objects stand in for the loop (the ports); the shared event is the only link."""
+    with SmtpInbox() as inbox:
+        settings = _settings(inbox.port)
+        stored = asyncio.Event()
+        monitor = FaultMonitor.from_settings(settings, db, stored=stored)
+        leadership = _Leader(leader=False)
+        dispatcher = AlertDispatcher(
+            settings, db, leadership=leadership, publisher=lambda: None, wake=stored
+        )
+        gateway = _Gateway(1, "GW-01", "Phường 1")
+        book = _Inventory({1: gateway})
+        polled = _Polled(gateway)
+        async with asyncio.TaskGroup() as tg:
+            writer = tg.create_task(monitor.run_writer(lambda: book), name="fault-writer")
+            sender = tg.create_task(dispatcher.run(), name="dispatcher")
+            now = datetime.now(UTC)
+            for n in range(3):  # supply lost on three polls, a minute apart: it opens
+                at = now + timedelta(minutes=n)
+                polled.last_seen = at
+                monitor.observe(polled, book, at, GatewayReading(at, False, 100))
+            assert monitor.transitions_total == 1
+
+            async def queued() -> bool:
+                return monitor.alerts_queued == 2  # crew (each) and chief (digest)
+
+            await eventually(queued, 10, "the transition stored with its alerts")
+            await asyncio.sleep(0.3)
+            assert inbox.mails == []  # not the leader: nothing goes out
+            leadership.leader = True
+            dispatcher.poke()
+
+            async def mailed() -> bool:
+                return len(inbox.to(CREW)) == 1
+
+            await eventually(mailed, 10, "the crew's e-mail once this instance leads")
+            writer.cancel()
+            sender.cancel()
+    assert "GW-01" in inbox.to(CREW)[0].text
+
+
+def test_alerts_and_faults_never_import_the_loop() -> None:
+    code = (
+        "import sys\n"
+        "import controller.alerts.dispatcher, controller.alerts.monitor, controller.alerts.ports\n"
+        "import controller.faults.data, controller.faults.rules, controller.faults.tracker\n"
+        "print(sorted(m for m in sys.modules if m.startswith('controller.loop')))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.strip() == "[]", out.stdout
