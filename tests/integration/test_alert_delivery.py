@@ -22,6 +22,7 @@ from controller.alerts.messages import SubjectInfo
 from controller.alerts.monitor import FaultMonitor
 from controller.alerts.ports import SoleInstance
 from controller.app.settings import Settings, load_settings
+from controller.core.clock import ManualClock
 from controller.core.values import Address, GatewayReading
 from controller.faults.data import AlertContext, record_transitions
 from controller.faults.rules import FaultType, Severity
@@ -127,23 +128,41 @@ async def test_each_and_digest_e_mails(db: Database) -> None:
 
 
 async def test_a_digest_waits_for_the_end_of_its_window(db: Database) -> None:
+    """The outbox's clock is an argument: a manual one steps to the window's end."""
+    queued_at = datetime(2026, 12, 7, 10, 7, 30, tzinfo=UTC)
+    window_end = datetime(2026, 12, 7, 11, 0, tzinfo=UTC)
+    wall = ManualClock(queued_at)
     with SmtpInbox() as inbox:
         settings = _settings(inbox.port, digest_min=60)
-        now = datetime.now(UTC)
-        await _record(db, settings, now)
-        dispatcher = _dispatcher(settings, db)
+        await _record(db, settings, queued_at)
+        dispatcher = AlertDispatcher(
+            settings, db, leadership=SoleInstance(), publisher=lambda: None, wall=wall
+        )
+        async with asyncio.TaskGroup() as tg:
+            task = tg.create_task(dispatcher.run(), name="dispatcher")
 
-        async def crew_sent() -> bool:
-            return len(inbox.to(CREW)) == 1
+            async def crew_sent() -> bool:
+                return len(inbox.to(CREW)) == 1
 
-        await _deliver_until(dispatcher, crew_sent, "the crew's e-mail")
-        await asyncio.sleep(0.5)
-    assert inbox.to(CHIEF) == []
-    digests = [r for r in await _outbox(db) if r.channel == "digest"]
-    assert len(digests) == 2
-    for row in digests:
-        assert row.delivered_at is None and row.attempts == 0
-        assert row.next_attempt_at.replace(tzinfo=UTC) > now
+            await eventually(crew_sent, 15, "the crew's e-mail at once")
+            wall.set(window_end - timedelta(seconds=1))
+            dispatcher.poke()
+            await asyncio.sleep(0.5)
+            assert inbox.to(CHIEF) == []  # a second before the window ends: still waiting
+            digests = [r for r in await _outbox(db) if r.channel == "digest"]
+            assert [(r.delivered_at, r.attempts) for r in digests] == [(None, 0), (None, 0)]
+            wall.set(window_end)
+            dispatcher.poke()
+
+            async def chief_sent() -> bool:
+                return len(inbox.to(CHIEF)) == 1
+
+            await eventually(chief_sent, 15, "the chief's digest when the window ends")
+            task.cancel()
+    (digest,) = inbox.to(CHIEF)
+    assert "GW-01" in digest.text and "GW-02" in digest.text
+    delivered = {r.delivered_at for r in await _outbox(db) if r.channel == "digest"}
+    assert {d.replace(tzinfo=UTC) for d in delivered if d is not None} == {window_end}
 
 
 async def test_an_unreachable_smtp_server_is_retried_then_given_up_a_digest_as_one(
