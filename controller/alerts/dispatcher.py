@@ -19,6 +19,7 @@ from typing import Any
 
 import aiosmtplib
 import httpx
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import col, select
 
 from controller.alerts.email import build_message
@@ -38,8 +39,9 @@ log = logging.getLogger(__name__)
 class AlertDispatcher:
     """Delivers the outbox until cancelled.
 
-    ``leadership``: only a leader delivers. ``publisher``: the MQTT link now (None while there
-    is none). ``wake``: set when alerts were queued (shared with the
+    A database outage does not end it: the rows wait in the database and it looks again every
+    ``db_retry_s``. ``leadership``: only a leader delivers. ``publisher``: the MQTT link now
+    (None while there is none). ``wake``: set when alerts were queued (shared with the
     :class:`~controller.alerts.monitor.FaultMonitor`; :meth:`poke` sets it too).
     """
 
@@ -52,8 +54,10 @@ class AlertDispatcher:
         publisher: Callable[[], AlertPublisher | None],
         wake: asyncio.Event | None = None,
         wall: Clock | None = None,
+        db_retry_s: float = 2.0,
     ) -> None:
         self.settings = settings
+        self.db_retry_s = db_retry_s
         self.db = db
         self.wake = wake or asyncio.Event()
         self.leadership = leadership
@@ -70,12 +74,25 @@ class AlertDispatcher:
 
     async def run(self) -> None:
         async with httpx.AsyncClient() as client:
+            failing = False
             while True:
                 self.wake.clear()
-                delivered_all = await self._round(client)
-                if not delivered_all:
-                    continue
-                wait_s = await self._seconds_to_next_due()
+                try:
+                    delivered_all = await self._round(client)
+                    if not delivered_all:
+                        continue
+                    wait_s = await self._seconds_to_next_due()
+                except (SQLAlchemyError, OSError) as exc:
+                    # The database may be away (an outage, a failover): the rows wait in it,
+                    # so nothing is lost; look again shortly, and log once per outage.
+                    if not failing:
+                        log.warning("alert outbox unreachable, will retry: %s", exc)
+                    failing = True
+                    wait_s = self.db_retry_s
+                else:
+                    if failing:
+                        log.info("alert outbox reachable again")
+                    failing = False
                 try:
                     async with asyncio.timeout(wait_s):
                         await self.wake.wait()

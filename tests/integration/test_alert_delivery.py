@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy.exc import OperationalError
 from sqlmodel import col, select
 
 from controller.alerts.dispatcher import AlertDispatcher
@@ -125,6 +126,40 @@ async def test_each_and_digest_e_mails(db: Database) -> None:
     assert "GW-01" in digest.text and "GW-02" in digest.text
     assert str(digest.message["From"]) == "den@dongha.vn"
     assert single.message["Message-ID"] != digest.message["Message-ID"]
+
+
+class _FlakyDatabase:
+    """The test database, unreachable for its first ``failures`` sessions (an outage)."""
+
+    def __init__(self, db: Database, failures: int) -> None:
+        self.db = db
+        self.failures = failures
+        self.refused = 0
+
+    def sessions(self) -> Any:
+        if self.refused < self.failures:
+            self.refused += 1
+            raise OperationalError("SELECT 1", {}, ConnectionRefusedError("database away"))
+        return self.db.sessions()
+
+
+async def test_a_database_outage_does_not_end_the_dispatcher(db: Database) -> None:
+    """The outbox is in the database: while it is away the dispatcher waits and retries,
+    and when it is back it delivers (before, the first failed query ended the controller)."""
+    with SmtpInbox() as inbox:
+        settings = _settings(inbox.port)
+        await _record(db, settings, datetime.now(UTC) - timedelta(minutes=2))
+        flaky = _FlakyDatabase(db, failures=3)
+        dispatcher = AlertDispatcher(
+            settings, flaky, leadership=SoleInstance(), publisher=lambda: None, db_retry_s=0.05
+        )  # type: ignore[arg-type]
+
+        async def sent() -> bool:
+            return all(r.delivered_at is not None for r in await _outbox(db))
+
+        await _deliver_until(dispatcher, sent, "every e-mail sent after the outage")
+    assert flaky.refused == 3  # the outage really happened before the delivery
+    assert len(inbox.mails) == 2
 
 
 async def test_a_digest_waits_for_the_end_of_its_window(db: Database) -> None:
