@@ -38,26 +38,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import socket
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Final, Self, cast
+from typing import Final, Self, cast
 
 import aiomqtt
-import paho.mqtt.client as mqtt
-from paho.mqtt.client import MQTT_CLEAN_START_FIRST_ONLY
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from controller.app.settings import MqttSettings
 from controller.core.clock import Clock, SystemClock
 from controller.core.errors import CommandRejected, GatewayUnavailable, ProtocolViolation
 from controller.core.values import Address, CommandResult, GatewayReading, Level, Source
+from protocols.mqtt_client import MqttConnection, build_client, mqtt5_properties
 from protocols.mqtt_codec import (
     Availability,
     Command,
@@ -68,9 +65,16 @@ from protocols.mqtt_codec import (
     decode_state,
     encode_command,
 )
-from protocols.mqtt_topics import CONTROLLER_SUBSCRIPTIONS, TopicKind, Topics, check_gateway_id
+from protocols.mqtt_topics import (
+    CONTROLLER_SUBSCRIPTIONS,
+    QOS,
+    TopicKind,
+    Topics,
+    check_gateway_id,
+)
 
 __all__ = [
+    "QOS",
     "AvailabilityChanged",
     "ConnectionChanged",
     "FlagChanged",
@@ -79,17 +83,9 @@ __all__ = [
     "LinkStats",
     "MqttGateway",
     "MqttLink",
-    "build_client",
 ]
 
 log = logging.getLogger(__name__)
-
-QOS: Final = 1
-"""Every topic of the contract is QoS 1 (see docs/protocol/mqtt.md for why)."""
-
-
-def _properties(packet_type: int) -> Properties:
-    return Properties(packet_type)  # type: ignore[no-untyped-call]
 
 
 def _refused(code: object) -> bool:
@@ -97,98 +93,6 @@ def _refused(code: object) -> bool:
     if isinstance(code, ReasonCode):
         return bool(code.is_failure)
     return not isinstance(code, int) or code >= 0x80
-
-
-READ_BUDGET: Final = 500
-"""MQTT packets taken off the socket per readable event (see :class:`_Client`)."""
-
-
-class _Client(aiomqtt.Client):
-    """aiomqtt's client, reading up to ``READ_BUDGET`` packets per readable event.
-
-    paho-mqtt 2.2's ``loop_read`` reads as many packets as it has messages in flight,
-    and one when it has none (its ``max_packets`` argument is ignored). A client that
-    mostly receives (acks and states from 1,000 gateways) then takes in one packet per
-    turn of a busy event loop, however many wait in the socket: the acks of a fan-out
-    queue up behind the controller's own work and time out. This reads every packet that
-    has arrived (up to the budget, so one flood cannot starve the loop), as Home
-    Assistant's MQTT client does (home-assistant/core#118222).
-    """
-
-    def _on_socket_open(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
-        super()._on_socket_open(client, userdata, sock)
-        loop = self._loop
-
-        def read_all() -> None:
-            try:
-                for _ in range(READ_BUDGET):
-                    if client._sock is None:
-                        return
-                    rc = client._packet_read()
-                    if rc == mqtt.MQTT_ERR_AGAIN:
-                        break
-                    if rc != mqtt.MQTT_ERR_SUCCESS:
-                        client._loop_rc_handle(rc)
-                        return
-                pending = getattr(client._sock, "pending", None)  # TLS: decoded bytes buffered
-                if pending is not None and pending() > 0:
-                    loop.call_soon(read_all)
-            except Exception as exc:  # as aiomqtt's own reader: a broken pipe ends the session
-                if not self._disconnected.done():
-                    self._disconnected.set_exception(exc)
-
-        # Replaces the reader aiomqtt registered (same order: both go through call_soon).
-        loop.call_soon_threadsafe(loop.add_reader, sock.fileno(), read_all)
-
-
-def build_client(
-    settings: MqttSettings,
-    *,
-    client_id: str,
-    persistent: bool,
-    session_expiry_s: int = 0,
-    will: aiomqtt.Will | None = None,
-    timeout_s: float = 10.0,
-    max_inflight: int = 1000,
-) -> aiomqtt.Client:
-    """An aiomqtt client for ``settings`` (protocol, credentials, TLS) under ``client_id``.
-
-    ``persistent``: keep the broker-side session across disconnections (MQTT 5:
-    clean start off + ``session_expiry_s``; 3.1.1: clean session off). Must be
-    called inside a running event loop (aiomqtt's rule). The CA file, if any, is
-    read by aiomqtt in its connect thread, not on the event loop.
-    """
-    v5 = settings.protocol == "5"
-    properties: Properties | None = None
-    if v5 and persistent:
-        properties = _properties(PacketTypes.CONNECT)
-        properties.SessionExpiryInterval = session_expiry_s
-    tls: aiomqtt.TLSParameters | None = None
-    if settings.tls:
-        ca = str(settings.ca_file) if settings.ca_file is not None else None
-        tls = aiomqtt.TLSParameters(ca_certs=ca)
-    client = _Client(
-        settings.host,
-        settings.port,
-        username=settings.username,
-        password=settings.password.get_secret_value() if settings.password else None,
-        identifier=client_id,
-        protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
-        clean_session=None if v5 else not persistent,
-        # paho refuses clean_start under 3.1.1 unless left at its default.
-        clean_start=(not persistent) if v5 else MQTT_CLEAN_START_FIRST_ONLY,
-        keepalive=settings.keepalive_s,
-        timeout=timeout_s,
-        will=will,
-        max_inflight_messages=max_inflight,
-        properties=properties,
-        tls_params=tls,
-        # Small QoS 1 exchanges: without it Nagle + delayed ACK add ~40 ms per round trip.
-        socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
-    )
-    # aiomqtt warns past 10 concurrent publishes; a link to many gateways has more.
-    client.pending_calls_threshold = max_inflight
-    return client
 
 
 # --------------------------------------------------------------------------- events
@@ -339,7 +243,7 @@ class MqttLink:
 
     def __init__(
         self,
-        settings: MqttSettings,
+        settings: MqttConnection,
         *,
         client_id: str | None = None,
         clock: Clock | None = None,
@@ -381,7 +285,7 @@ class MqttLink:
         self._cmd_properties: Properties | None = None
         if settings.protocol == "5":
             # A command nobody picked up within the ack timeout is stale: let the broker drop it.
-            self._cmd_properties = _properties(PacketTypes.PUBLISH)
+            self._cmd_properties = mqtt5_properties(PacketTypes.PUBLISH)
             self._cmd_properties.MessageExpiryInterval = max(1, math.ceil(ack_timeout_s))
 
     # -- lifecycle -----------------------------------------------------------------
