@@ -1,7 +1,10 @@
 """MQTT driver: one shared connection (:class:`MqttLink`) for every MQTT gateway.
 
 The contract is in ``docs/protocol/mqtt.md``; payloads are encoded and decoded by the
-pure :mod:`protocols.mqtt_codec`. This module is the thin async shell around it::
+pure :mod:`protocols.mqtt_codec`. This module is the thin async shell that composes the
+sans-IO parts: :class:`~protocols.mqtt_acks.AckMatcher` (which ack answers which
+command, late acks included) and :class:`~protocols.mqtt_state_cache.StateCache` (latest
+state and availability per gateway), over the client of :mod:`protocols.mqtt_client`::
 
     async with MqttLink(settings.mqtt, clock=clock) as link:
         gw = link.gateway("gw-001")               # a controller.core.ports.Gateway
@@ -39,7 +42,6 @@ import asyncio
 import logging
 import math
 import uuid
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -52,8 +54,16 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from controller.core.clock import Clock, SystemClock
-from controller.core.errors import CommandRejected, GatewayUnavailable, ProtocolViolation
+from controller.core.errors import GatewayUnavailable, ProtocolViolation
 from controller.core.values import Address, CommandResult, GatewayReading, Level, Source
+from protocols.mqtt_acks import (
+    AckMatcher,
+    Answered,
+    AnsweredLate,
+    Mismatched,
+    Refused,
+    Unmatched,
+)
 from protocols.mqtt_client import MqttConnection, build_client, mqtt5_properties
 from protocols.mqtt_codec import (
     Availability,
@@ -62,9 +72,9 @@ from protocols.mqtt_codec import (
     decode_ack,
     decode_availability,
     decode_events,
-    decode_state,
     encode_command,
 )
+from protocols.mqtt_state_cache import StateCache
 from protocols.mqtt_topics import (
     CONTROLLER_SUBSCRIPTIONS,
     QOS,
@@ -178,32 +188,6 @@ class LinkStats:
 # --------------------------------------------------------------------------- link
 
 
-@dataclass(slots=True)
-class _Pending:
-    gateway_id: str
-    addresses: frozenset[Address]
-    future: asyncio.Future[CommandResult]
-    command: Command
-
-
-LATE_ACKS_KEPT: Final = 10_000
-"""Timed-out commands whose late ack is still recognised (the oldest are forgotten)."""
-
-
-@dataclass(slots=True)
-class _GatewayState:
-    reading: GatewayReading | None = None
-    received_at: datetime | None = None
-    """Link clock when the latest state arrived (staleness is judged on this)."""
-    availability: Availability | None = None
-    availability_at: datetime | None = None
-    """Link clock when the latest availability notice arrived."""
-    pending: bytes | None = None
-    """The latest state payload, decoded only when read (a newer one may replace it first)."""
-    pending_at: datetime | None = None
-    malformed: int = 0
-
-
 @dataclass(frozen=True, slots=True)
 class _Incoming:
     topic: str
@@ -266,16 +250,15 @@ class MqttLink:
         self.stats = LinkStats()
         self._clock: Clock = clock or SystemClock()
         self._ack_timeout_s = ack_timeout_s
-        self._stale_after_s = stale_after_s
         self._session_expiry_s = session_expiry_s
         self._reconnect_min_s = reconnect_min_s
         self._reconnect_max_s = reconnect_max_s
         self._max_inflight = max_inflight
         self._incoming: asyncio.Queue[_Incoming] = asyncio.Queue(maxsize=queue_size)
         self._events: asyncio.Queue[object] = asyncio.Queue(maxsize=events_queue_size)
-        self._pending: dict[str, _Pending] = {}
-        self._late: OrderedDict[str, _Pending] = OrderedDict()
-        self._states: dict[str, _GatewayState] = {}
+        self._acks = AckMatcher()
+        self._waiters: dict[str, asyncio.Future[CommandResult]] = {}
+        self._states = StateCache(stale_after_s=stale_after_s)
         self._gateways: dict[str, MqttGateway] = {}
         self._client: aiomqtt.Client | None = None
         self._connected = asyncio.Event()
@@ -354,10 +337,7 @@ class MqttLink:
 
     def availability(self, gateway_id: str) -> bool | None:
         """What the gateway last said about itself: True online, False offline, None unknown."""
-        state = self._states.get(gateway_id)
-        if state is None or state.availability is None:
-            return None
-        return state.availability is Availability.ONLINE
+        return self._states.online(gateway_id)
 
     # -- the connection --------------------------------------------------------------
 
@@ -435,11 +415,10 @@ class MqttLink:
                 )
 
     def _fail_pending(self, why: str) -> None:
-        for pending in self._pending.values():
-            if not pending.future.done():
-                pending.future.set_exception(
-                    GatewayUnavailable(f"MQTT gateway {pending.gateway_id}: {why}")
-                )
+        for sent in self._acks.drop_waiting():
+            future = self._waiters[sent.command_id]
+            if not future.done():
+                future.set_exception(GatewayUnavailable(f"MQTT gateway {sent.gateway_id}: {why}"))
 
     def _close_events(self) -> None:
         while True:
@@ -478,53 +457,46 @@ class MqttLink:
             log.debug("MQTT link %s: ignored a message on %r", self.client_id, topic)
             return
         gateway_id, kind = parsed
-        state = self._states.get(gateway_id)
-        if state is None:
-            state = self._states[gateway_id] = _GatewayState()
         try:
             if kind is TopicKind.ACK:
                 self._on_ack(gateway_id, payload)
             elif kind is TopicKind.STATE:
-                if state.availability is Availability.OFFLINE:
-                    self._state_after_offline(gateway_id, state, payload)
-                else:
-                    # Decoded when read: at scale most states are replaced by the next one
-                    # before the controller looks, and decoding them all would hold up acks.
-                    state.pending, state.pending_at = payload, self._clock.now()
+                at = self._clock.now()
+                if self._states.on_state(gateway_id, payload, at):  # back after offline
+                    self._emit(AvailabilityChanged(gateway_id, True, at))
             elif kind is TopicKind.EVENTS:
                 for change in decode_events(payload):
                     self._emit(FlagChanged(gateway_id, change))
             elif kind is TopicKind.AVAILABILITY:
                 availability = decode_availability(payload)
-                if availability is not state.availability:
-                    state.availability = availability
-                    state.availability_at = self._clock.now()
+                at = self._clock.now()
+                if self._states.on_availability(gateway_id, availability, at):
                     online = availability is Availability.ONLINE
-                    self._emit(AvailabilityChanged(gateway_id, online, state.availability_at))
+                    self._emit(AvailabilityChanged(gateway_id, online, at))
             else:  # a command on a topic we never subscribe to (cmd): not for us
                 raise ProtocolViolation(f"unexpected {kind} message")
         except ProtocolViolation as exc:
-            self.stats.malformed += 1
-            state.malformed += 1
-            log.warning("MQTT gateway %s: malformed message on %s: %s", gateway_id, topic, exc)
+            self._malformed(gateway_id, topic, exc)
+
+    def _malformed(self, gateway_id: str, topic: str, exc: ProtocolViolation) -> None:
+        self.stats.malformed += 1
+        log.warning("MQTT gateway %s: malformed message on %s: %s", gateway_id, topic, exc)
 
     def _on_ack(self, gateway_id: str, payload: bytes) -> None:
         ack = decode_ack(payload)
-        pending = self._pending.get(ack.command_id)
-        late = self._late.pop(ack.command_id, None) if pending is None else None
-        if late is not None and late.gateway_id == gateway_id and ack.error is None:
-            answered = ack.accepted | frozenset(ack.rejected)
-            if answered == late.addresses:
-                self.stats.acks_late += 1
-                command = late.command
-                self._emit(
-                    LateAck(
-                        gateway_id, command.command_id, command.levels, command.source,
-                        command.fade_s, ack.result(), self._clock.now(),
-                    )
-                )  # fmt: skip
-                return
-        if pending is None or pending.future.done():
+        outcome = self._acks.on_ack(gateway_id, ack)
+        if isinstance(outcome, AnsweredLate):
+            self.stats.acks_late += 1
+            command = outcome.sent.command
+            self._emit(
+                LateAck(
+                    gateway_id, command.command_id, command.levels, command.source,
+                    command.fade_s, outcome.result, self._clock.now(),
+                )
+            )  # fmt: skip
+            return
+        future = None if isinstance(outcome, Unmatched) else self._waiters[ack.command_id]
+        if future is None or future.done():  # done: timed out, its caller not resumed yet
             self.stats.acks_unmatched += 1
             log.info(
                 "MQTT gateway %s: ack for command %s that is not pending (late?)",
@@ -532,30 +504,16 @@ class MqttLink:
                 ack.command_id,
             )
             return
-        if pending.gateway_id != gateway_id:
-            raise ProtocolViolation(
-                f"ack for command {ack.command_id} of gateway {pending.gateway_id}"
-            )
-        if ack.error is not None:
-            self.stats.acks_matched += 1
-            pending.future.set_exception(
-                CommandRejected(
-                    f"MQTT gateway {gateway_id} refused command {ack.command_id}: {ack.error}"
-                )
-            )
-            return
-        answered = ack.accepted | frozenset(ack.rejected)
-        if answered != pending.addresses:
-            unknown = sorted(answered - pending.addresses)
-            missing = sorted(pending.addresses - answered)
-            problem = ProtocolViolation(
-                f"ack for command {ack.command_id} does not match it: "
-                f"unknown address(es) {unknown[:10]}, missing {missing[:10]}"
-            )
-            pending.future.set_exception(problem)
-            raise problem
-        self.stats.acks_matched += 1
-        pending.future.set_result(ack.result())
+        match outcome:
+            case Answered(result=result):
+                self.stats.acks_matched += 1
+                future.set_result(result)
+            case Refused(error=refusal):
+                self.stats.acks_matched += 1
+                future.set_exception(refusal)
+            case Mismatched(error=violation):
+                future.set_exception(violation)
+                raise violation
 
     async def publish(
         self,
@@ -602,12 +560,11 @@ class MqttLink:
                 f"MQTT gateway {gateway_id}: not connected to the broker "
                 f"{self.settings.host}:{self.settings.port}"
             )
-        state = self._states.get(gateway_id)
-        if state is not None and state.availability is Availability.OFFLINE:
+        if self._states.online(gateway_id) is False:
             raise GatewayUnavailable(f"MQTT gateway {gateway_id}: reports itself offline")
         future: asyncio.Future[CommandResult] = asyncio.get_running_loop().create_future()
-        pending = _Pending(gateway_id, frozenset(levels), future, command)
-        self._pending[command_id] = pending
+        self._acks.expect(gateway_id, command)
+        self._waiters[command_id] = future
         try:
             async with asyncio.timeout(self._ack_timeout_s):
                 try:
@@ -630,63 +587,23 @@ class MqttLink:
                 # the timer fired. Its answer stands (a refusal raises as it would have).
                 return future.result()
             self.stats.timeouts += 1
-            self._late[command_id] = pending  # its ack may still come: LateAck
-            while len(self._late) > LATE_ACKS_KEPT:
-                self._late.popitem(last=False)
+            self._acks.timed_out(command_id)  # its ack may still come: LateAck
             raise GatewayUnavailable(
                 f"MQTT gateway {gateway_id}: command {command_id} not acknowledged "
                 f"within {self._ack_timeout_s:g} s"
             ) from exc
         finally:
-            del self._pending[command_id]
+            self._acks.forget(command_id)
+            del self._waiters[command_id]
             if future.done() and not future.cancelled():
                 future.exception()  # retrieved: a failure after a timeout is not "lost"
 
-    def _state_after_offline(self, gateway_id: str, state: _GatewayState, payload: bytes) -> None:
-        reading = decode_state(payload)
-        state.reading, state.received_at = reading, self._clock.now()
-        state.pending = state.pending_at = None
-        if state.availability_at is not None and reading.at > state.availability_at:
-            # A gateway that reports state measured after it was said to be offline is
-            # back, whatever order the broker replayed the notices in (a broker restart
-            # can deliver a stale Last Will after the retained "online").
-            state.availability = Availability.ONLINE
-            state.availability_at = state.received_at
-            self._emit(AvailabilityChanged(gateway_id, True, state.received_at))
-
-    def _take_pending(self, gateway_id: str, state: _GatewayState) -> None:
-        payload, at = state.pending, state.pending_at
-        state.pending = state.pending_at = None
-        if payload is None:
-            return
-        try:
-            state.reading = decode_state(payload)
-            state.received_at = at
-        except ProtocolViolation as exc:  # keep the last good state
-            self.stats.malformed += 1
-            state.malformed += 1
-            log.warning(
-                "MQTT gateway %s: malformed message on %s: %s",
-                gateway_id,
-                self.topics.topic(gateway_id, TopicKind.STATE),
-                exc,
-            )
-
     def _read(self, gateway_id: str) -> GatewayReading:
-        state = self._states.get(gateway_id)
-        if state is not None:
-            self._take_pending(gateway_id, state)
-        if state is None or state.reading is None or state.received_at is None:
-            raise GatewayUnavailable(f"MQTT gateway {gateway_id}: has not reported any state")
-        if state.availability is Availability.OFFLINE:
-            raise GatewayUnavailable(f"MQTT gateway {gateway_id}: reports itself offline")
-        age_s = (self._clock.now() - state.received_at).total_seconds()
-        if age_s > self._stale_after_s:
-            raise GatewayUnavailable(
-                f"MQTT gateway {gateway_id}: latest state is {age_s:.0f} s old "
-                f"(limit {self._stale_after_s:g} s)"
-            )
-        return state.reading
+        try:
+            self._states.decode_latest(gateway_id)
+        except ProtocolViolation as exc:  # the last good state stands
+            self._malformed(gateway_id, self.topics.topic(gateway_id, TopicKind.STATE), exc)
+        return self._states.read(gateway_id, self._clock.now())
 
 
 class MqttGateway:
