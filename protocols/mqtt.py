@@ -58,6 +58,7 @@ from controller.core.errors import GatewayUnavailable, ProtocolViolation
 from controller.core.values import Address, CommandResult, GatewayReading, Level, Source
 from protocols.mqtt_acks import (
     AckMatcher,
+    AckOutcome,
     Answered,
     AnsweredLate,
     Mismatched,
@@ -484,35 +485,38 @@ class MqttLink:
 
     def _on_ack(self, gateway_id: str, payload: bytes) -> None:
         ack = decode_ack(payload)
-        outcome = self._acks.on_ack(gateway_id, ack)
-        if isinstance(outcome, AnsweredLate):
-            self.stats.acks_late += 1
-            command = outcome.sent.command
-            self._emit(
-                LateAck(
-                    gateway_id, command.command_id, command.levels, command.source,
-                    command.fade_s, outcome.result, self._clock.now(),
-                )
-            )  # fmt: skip
-            return
-        future = None if isinstance(outcome, Unmatched) else self._waiters[ack.command_id]
-        if future is None or future.done():  # done: timed out, its caller not resumed yet
-            self.stats.acks_unmatched += 1
-            log.info(
-                "MQTT gateway %s: ack for command %s that is not pending (late?)",
-                gateway_id,
-                ack.command_id,
-            )
-            return
+        future = self._waiters.get(ack.command_id)
+        if future is not None and future.done():
+            # Settled already (its timer fired, or the connection was lost) and its caller
+            # has not resumed yet: the caller's outcome stands.
+            outcome: AckOutcome = Unmatched(ack.command_id)
+        else:
+            outcome = self._acks.on_ack(gateway_id, ack)
         match outcome:
+            case Unmatched():
+                self.stats.acks_unmatched += 1
+                log.info(
+                    "MQTT gateway %s: ack for command %s that is not pending (late?)",
+                    gateway_id,
+                    ack.command_id,
+                )
+            case AnsweredLate(sent=sent, result=result):
+                self.stats.acks_late += 1
+                command = sent.command
+                self._emit(
+                    LateAck(
+                        gateway_id, command.command_id, command.levels, command.source,
+                        command.fade_s, result, self._clock.now(),
+                    )
+                )  # fmt: skip
             case Answered(result=result):
                 self.stats.acks_matched += 1
-                future.set_result(result)
+                self._waiters[ack.command_id].set_result(result)
             case Refused(error=refusal):
                 self.stats.acks_matched += 1
-                future.set_exception(refusal)
+                self._waiters[ack.command_id].set_exception(refusal)
             case Mismatched(error=violation):
-                future.set_exception(violation)
+                self._waiters[ack.command_id].set_exception(violation)
                 raise violation
 
     async def publish(
