@@ -30,6 +30,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 check: lint typecheck
+	$(BIN)/lint-imports --no-cache --no-logo  # the import rules in .importlinter
 
 bench-import: $(STAMP)
 	$(BIN)/python -m bench.import_bench

@@ -33,12 +33,12 @@ from typing import Any, Self
 from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel
 
-from controller.app.settings import MqttSettings
 from controller.core.clock import Clock
 from controller.core.values import Address, Protocol
 from fake_luminaires.modbus_front import ModbusFront
 from fake_luminaires.model import FakeGateway, GatewayFault, LuminaireFault
 from fake_luminaires.mqtt_front import FakeMqttFleet
+from protocols.mqtt_client import MqttConnection
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ class Fleet:
         specs: list[GatewaySpec],
         *,
         clock: Clock,
-        mqtt: MqttSettings | None,
+        mqtt: MqttConnection | None,
         seed: int = 0,
         state_interval_s: float = 10.0,
         mqtt_gateways_per_connection: int = 1,

@@ -63,12 +63,11 @@ from typing import Final, Self
 
 import aiomqtt
 
-from controller.app.settings import MqttSettings
 from controller.core.clock import Clock, SystemClock
 from controller.core.errors import ProtocolViolation
 from controller.core.values import Address, DeviceFlag
 from fake_luminaires.model import FakeGateway, GatewayFault, LuminaireFault
-from protocols.mqtt import QOS, build_client
+from protocols.mqtt_client import MqttConnection, build_client
 from protocols.mqtt_codec import (
     Ack,
     Availability,
@@ -80,7 +79,7 @@ from protocols.mqtt_codec import (
     encode_events,
     encode_state,
 )
-from protocols.mqtt_topics import TopicKind, Topics
+from protocols.mqtt_topics import QOS, TopicKind, Topics
 
 __all__ = ["FakeMqttFleet", "FleetStats"]
 
@@ -356,7 +355,7 @@ class FakeMqttFleet:
     def __init__(
         self,
         gateways: Iterable[FakeGateway],
-        settings: MqttSettings,
+        settings: MqttConnection,
         *,
         clock: Clock | None = None,
         interval_s: float = 10.0,

@@ -32,13 +32,12 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import Self
+from typing import Protocol, Self
 
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 from pymodbus.pdu import ModbusPDU
 
-from controller.app.settings import ModbusSettings
 from controller.core.clock import Clock, SystemClock
 from controller.core.errors import (
     CommandRejected,
@@ -68,7 +67,7 @@ from protocols.modbus_codec import (
 )
 from protocols.register_map import RegisterProfile, Table, load_builtin_profile
 
-__all__ = ["ModbusGateway", "ModbusStats", "WriteRefused"]
+__all__ = ["ModbusConfig", "ModbusGateway", "ModbusOptions", "ModbusStats", "WriteRefused"]
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +82,34 @@ _EXCEPTION_NAMES = {
     11: "gateway target failed to respond",
 }
 _UNAVAILABLE_CODES = {10, 11}
+
+
+class ModbusOptions(Protocol):
+    """How patient a driver is (the controller's ``ModbusSettings`` satisfies it)."""
+
+    @property
+    def timeout_s(self) -> float:
+        """Real seconds one request (or one wait for the connection) may take."""
+        ...
+
+    @property
+    def retries(self) -> int:
+        """Requests sent again after a timeout before the call fails."""
+        ...
+
+    @property
+    def reconnect_max_s(self) -> float:
+        """Longest pause between two connection attempts (exponential back-off)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ModbusConfig:
+    """:class:`ModbusOptions` for a driver made without the controller's settings."""
+
+    timeout_s: float = 1.0
+    retries: int = 1
+    reconnect_max_s: float = 30.0
 
 
 class WriteRefused(CommandRejected):
@@ -135,7 +162,7 @@ class ModbusGateway:
         unit_ids: Sequence[int],
         luminaire_count: int,
         profile: RegisterProfile | None = None,
-        settings: ModbusSettings | None = None,
+        settings: ModbusOptions | None = None,
         clock: Clock | None = None,
         name: str | None = None,
         counters_max_age_s: float = 60.0,
@@ -156,7 +183,7 @@ class ModbusGateway:
         self.unit_ids: tuple[int, ...] = tuple(ids)
         self.luminaire_count = luminaire_count
         self.profile = profile or load_builtin_profile("reference")
-        self.settings = settings or ModbusSettings()
+        self.settings: ModbusOptions = settings or ModbusConfig()
         self.name = name or f"{host}:{port}"
         self.stats = ModbusStats()
         self._clock: Clock = clock or SystemClock()

@@ -1,7 +1,10 @@
 """MQTT driver: one shared connection (:class:`MqttLink`) for every MQTT gateway.
 
 The contract is in ``docs/protocol/mqtt.md``; payloads are encoded and decoded by the
-pure :mod:`protocols.mqtt_codec`. This module is the thin async shell around it::
+pure :mod:`protocols.mqtt_codec`. This module is the thin async shell that composes the
+sans-IO parts: :class:`~protocols.mqtt_acks.AckMatcher` (which ack answers which
+command, late acks included) and :class:`~protocols.mqtt_state_cache.StateCache` (latest
+state and availability per gateway), over the client of :mod:`protocols.mqtt_client`::
 
     async with MqttLink(settings.mqtt, clock=clock) as link:
         gw = link.gateway("gw-001")               # a controller.core.ports.Gateway
@@ -38,26 +41,31 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import socket
 import uuid
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Final, Self, cast
+from typing import Final, Self, cast
 
 import aiomqtt
-import paho.mqtt.client as mqtt
-from paho.mqtt.client import MQTT_CLEAN_START_FIRST_ONLY
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from controller.app.settings import MqttSettings
 from controller.core.clock import Clock, SystemClock
-from controller.core.errors import CommandRejected, GatewayUnavailable, ProtocolViolation
+from controller.core.errors import GatewayUnavailable, ProtocolViolation
 from controller.core.values import Address, CommandResult, GatewayReading, Level, Source
+from protocols.mqtt_acks import (
+    AckMatcher,
+    AckOutcome,
+    Answered,
+    AnsweredLate,
+    Mismatched,
+    Refused,
+    Unmatched,
+)
+from protocols.mqtt_client import MqttConnection, build_client, mqtt5_properties
 from protocols.mqtt_codec import (
     Availability,
     Command,
@@ -65,12 +73,19 @@ from protocols.mqtt_codec import (
     decode_ack,
     decode_availability,
     decode_events,
-    decode_state,
     encode_command,
 )
-from protocols.mqtt_topics import CONTROLLER_SUBSCRIPTIONS, TopicKind, Topics, check_gateway_id
+from protocols.mqtt_state_cache import StateCache
+from protocols.mqtt_topics import (
+    CONTROLLER_SUBSCRIPTIONS,
+    QOS,
+    TopicKind,
+    Topics,
+    check_gateway_id,
+)
 
 __all__ = [
+    "QOS",
     "AvailabilityChanged",
     "ConnectionChanged",
     "FlagChanged",
@@ -79,17 +94,9 @@ __all__ = [
     "LinkStats",
     "MqttGateway",
     "MqttLink",
-    "build_client",
 ]
 
 log = logging.getLogger(__name__)
-
-QOS: Final = 1
-"""Every topic of the contract is QoS 1 (see docs/protocol/mqtt.md for why)."""
-
-
-def _properties(packet_type: int) -> Properties:
-    return Properties(packet_type)  # type: ignore[no-untyped-call]
 
 
 def _refused(code: object) -> bool:
@@ -97,98 +104,6 @@ def _refused(code: object) -> bool:
     if isinstance(code, ReasonCode):
         return bool(code.is_failure)
     return not isinstance(code, int) or code >= 0x80
-
-
-READ_BUDGET: Final = 500
-"""MQTT packets taken off the socket per readable event (see :class:`_Client`)."""
-
-
-class _Client(aiomqtt.Client):
-    """aiomqtt's client, reading up to ``READ_BUDGET`` packets per readable event.
-
-    paho-mqtt 2.2's ``loop_read`` reads as many packets as it has messages in flight,
-    and one when it has none (its ``max_packets`` argument is ignored). A client that
-    mostly receives (acks and states from 1,000 gateways) then takes in one packet per
-    turn of a busy event loop, however many wait in the socket: the acks of a fan-out
-    queue up behind the controller's own work and time out. This reads every packet that
-    has arrived (up to the budget, so one flood cannot starve the loop), as Home
-    Assistant's MQTT client does (home-assistant/core#118222).
-    """
-
-    def _on_socket_open(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
-        super()._on_socket_open(client, userdata, sock)
-        loop = self._loop
-
-        def read_all() -> None:
-            try:
-                for _ in range(READ_BUDGET):
-                    if client._sock is None:
-                        return
-                    rc = client._packet_read()
-                    if rc == mqtt.MQTT_ERR_AGAIN:
-                        break
-                    if rc != mqtt.MQTT_ERR_SUCCESS:
-                        client._loop_rc_handle(rc)
-                        return
-                pending = getattr(client._sock, "pending", None)  # TLS: decoded bytes buffered
-                if pending is not None and pending() > 0:
-                    loop.call_soon(read_all)
-            except Exception as exc:  # as aiomqtt's own reader: a broken pipe ends the session
-                if not self._disconnected.done():
-                    self._disconnected.set_exception(exc)
-
-        # Replaces the reader aiomqtt registered (same order: both go through call_soon).
-        loop.call_soon_threadsafe(loop.add_reader, sock.fileno(), read_all)
-
-
-def build_client(
-    settings: MqttSettings,
-    *,
-    client_id: str,
-    persistent: bool,
-    session_expiry_s: int = 0,
-    will: aiomqtt.Will | None = None,
-    timeout_s: float = 10.0,
-    max_inflight: int = 1000,
-) -> aiomqtt.Client:
-    """An aiomqtt client for ``settings`` (protocol, credentials, TLS) under ``client_id``.
-
-    ``persistent``: keep the broker-side session across disconnections (MQTT 5:
-    clean start off + ``session_expiry_s``; 3.1.1: clean session off). Must be
-    called inside a running event loop (aiomqtt's rule). The CA file, if any, is
-    read by aiomqtt in its connect thread, not on the event loop.
-    """
-    v5 = settings.protocol == "5"
-    properties: Properties | None = None
-    if v5 and persistent:
-        properties = _properties(PacketTypes.CONNECT)
-        properties.SessionExpiryInterval = session_expiry_s
-    tls: aiomqtt.TLSParameters | None = None
-    if settings.tls:
-        ca = str(settings.ca_file) if settings.ca_file is not None else None
-        tls = aiomqtt.TLSParameters(ca_certs=ca)
-    client = _Client(
-        settings.host,
-        settings.port,
-        username=settings.username,
-        password=settings.password.get_secret_value() if settings.password else None,
-        identifier=client_id,
-        protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
-        clean_session=None if v5 else not persistent,
-        # paho refuses clean_start under 3.1.1 unless left at its default.
-        clean_start=(not persistent) if v5 else MQTT_CLEAN_START_FIRST_ONLY,
-        keepalive=settings.keepalive_s,
-        timeout=timeout_s,
-        will=will,
-        max_inflight_messages=max_inflight,
-        properties=properties,
-        tls_params=tls,
-        # Small QoS 1 exchanges: without it Nagle + delayed ACK add ~40 ms per round trip.
-        socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
-    )
-    # aiomqtt warns past 10 concurrent publishes; a link to many gateways has more.
-    client.pending_calls_threshold = max_inflight
-    return client
 
 
 # --------------------------------------------------------------------------- events
@@ -274,32 +189,6 @@ class LinkStats:
 # --------------------------------------------------------------------------- link
 
 
-@dataclass(slots=True)
-class _Pending:
-    gateway_id: str
-    addresses: frozenset[Address]
-    future: asyncio.Future[CommandResult]
-    command: Command
-
-
-LATE_ACKS_KEPT: Final = 10_000
-"""Timed-out commands whose late ack is still recognised (the oldest are forgotten)."""
-
-
-@dataclass(slots=True)
-class _GatewayState:
-    reading: GatewayReading | None = None
-    received_at: datetime | None = None
-    """Link clock when the latest state arrived (staleness is judged on this)."""
-    availability: Availability | None = None
-    availability_at: datetime | None = None
-    """Link clock when the latest availability notice arrived."""
-    pending: bytes | None = None
-    """The latest state payload, decoded only when read (a newer one may replace it first)."""
-    pending_at: datetime | None = None
-    malformed: int = 0
-
-
 @dataclass(frozen=True, slots=True)
 class _Incoming:
     topic: str
@@ -339,7 +228,7 @@ class MqttLink:
 
     def __init__(
         self,
-        settings: MqttSettings,
+        settings: MqttConnection,
         *,
         client_id: str | None = None,
         clock: Clock | None = None,
@@ -362,16 +251,15 @@ class MqttLink:
         self.stats = LinkStats()
         self._clock: Clock = clock or SystemClock()
         self._ack_timeout_s = ack_timeout_s
-        self._stale_after_s = stale_after_s
         self._session_expiry_s = session_expiry_s
         self._reconnect_min_s = reconnect_min_s
         self._reconnect_max_s = reconnect_max_s
         self._max_inflight = max_inflight
         self._incoming: asyncio.Queue[_Incoming] = asyncio.Queue(maxsize=queue_size)
         self._events: asyncio.Queue[object] = asyncio.Queue(maxsize=events_queue_size)
-        self._pending: dict[str, _Pending] = {}
-        self._late: OrderedDict[str, _Pending] = OrderedDict()
-        self._states: dict[str, _GatewayState] = {}
+        self._acks = AckMatcher()
+        self._waiters: dict[str, asyncio.Future[CommandResult]] = {}
+        self._states = StateCache(stale_after_s=stale_after_s)
         self._gateways: dict[str, MqttGateway] = {}
         self._client: aiomqtt.Client | None = None
         self._connected = asyncio.Event()
@@ -381,7 +269,7 @@ class MqttLink:
         self._cmd_properties: Properties | None = None
         if settings.protocol == "5":
             # A command nobody picked up within the ack timeout is stale: let the broker drop it.
-            self._cmd_properties = _properties(PacketTypes.PUBLISH)
+            self._cmd_properties = mqtt5_properties(PacketTypes.PUBLISH)
             self._cmd_properties.MessageExpiryInterval = max(1, math.ceil(ack_timeout_s))
 
     # -- lifecycle -----------------------------------------------------------------
@@ -450,10 +338,7 @@ class MqttLink:
 
     def availability(self, gateway_id: str) -> bool | None:
         """What the gateway last said about itself: True online, False offline, None unknown."""
-        state = self._states.get(gateway_id)
-        if state is None or state.availability is None:
-            return None
-        return state.availability is Availability.ONLINE
+        return self._states.online(gateway_id)
 
     # -- the connection --------------------------------------------------------------
 
@@ -531,11 +416,10 @@ class MqttLink:
                 )
 
     def _fail_pending(self, why: str) -> None:
-        for pending in self._pending.values():
-            if not pending.future.done():
-                pending.future.set_exception(
-                    GatewayUnavailable(f"MQTT gateway {pending.gateway_id}: {why}")
-                )
+        for sent in self._acks.drop_waiting():
+            future = self._waiters[sent.command_id]
+            if not future.done():
+                future.set_exception(GatewayUnavailable(f"MQTT gateway {sent.gateway_id}: {why}"))
 
     def _close_events(self) -> None:
         while True:
@@ -574,84 +458,66 @@ class MqttLink:
             log.debug("MQTT link %s: ignored a message on %r", self.client_id, topic)
             return
         gateway_id, kind = parsed
-        state = self._states.get(gateway_id)
-        if state is None:
-            state = self._states[gateway_id] = _GatewayState()
         try:
             if kind is TopicKind.ACK:
                 self._on_ack(gateway_id, payload)
             elif kind is TopicKind.STATE:
-                if state.availability is Availability.OFFLINE:
-                    self._state_after_offline(gateway_id, state, payload)
-                else:
-                    # Decoded when read: at scale most states are replaced by the next one
-                    # before the controller looks, and decoding them all would hold up acks.
-                    state.pending, state.pending_at = payload, self._clock.now()
+                at = self._clock.now()
+                if self._states.on_state(gateway_id, payload, at):  # back after offline
+                    self._emit(AvailabilityChanged(gateway_id, True, at))
             elif kind is TopicKind.EVENTS:
                 for change in decode_events(payload):
                     self._emit(FlagChanged(gateway_id, change))
             elif kind is TopicKind.AVAILABILITY:
                 availability = decode_availability(payload)
-                if availability is not state.availability:
-                    state.availability = availability
-                    state.availability_at = self._clock.now()
+                at = self._clock.now()
+                if self._states.on_availability(gateway_id, availability, at):
                     online = availability is Availability.ONLINE
-                    self._emit(AvailabilityChanged(gateway_id, online, state.availability_at))
+                    self._emit(AvailabilityChanged(gateway_id, online, at))
             else:  # a command on a topic we never subscribe to (cmd): not for us
                 raise ProtocolViolation(f"unexpected {kind} message")
         except ProtocolViolation as exc:
-            self.stats.malformed += 1
-            state.malformed += 1
-            log.warning("MQTT gateway %s: malformed message on %s: %s", gateway_id, topic, exc)
+            self._malformed(gateway_id, topic, exc)
+
+    def _malformed(self, gateway_id: str, topic: str, exc: ProtocolViolation) -> None:
+        self.stats.malformed += 1
+        log.warning("MQTT gateway %s: malformed message on %s: %s", gateway_id, topic, exc)
 
     def _on_ack(self, gateway_id: str, payload: bytes) -> None:
         ack = decode_ack(payload)
-        pending = self._pending.get(ack.command_id)
-        late = self._late.pop(ack.command_id, None) if pending is None else None
-        if late is not None and late.gateway_id == gateway_id and ack.error is None:
-            answered = ack.accepted | frozenset(ack.rejected)
-            if answered == late.addresses:
+        future = self._waiters.get(ack.command_id)
+        if future is not None and future.done():
+            # Settled already (its timer fired, or the connection was lost) and its caller
+            # has not resumed yet: the caller's outcome stands.
+            outcome: AckOutcome = Unmatched(ack.command_id)
+        else:
+            outcome = self._acks.on_ack(gateway_id, ack)
+        match outcome:
+            case Unmatched():
+                self.stats.acks_unmatched += 1
+                log.info(
+                    "MQTT gateway %s: ack for command %s that is not pending (late?)",
+                    gateway_id,
+                    ack.command_id,
+                )
+            case AnsweredLate(sent=sent, result=result):
                 self.stats.acks_late += 1
-                command = late.command
+                command = sent.command
                 self._emit(
                     LateAck(
                         gateway_id, command.command_id, command.levels, command.source,
-                        command.fade_s, ack.result(), self._clock.now(),
+                        command.fade_s, result, self._clock.now(),
                     )
                 )  # fmt: skip
-                return
-        if pending is None or pending.future.done():
-            self.stats.acks_unmatched += 1
-            log.info(
-                "MQTT gateway %s: ack for command %s that is not pending (late?)",
-                gateway_id,
-                ack.command_id,
-            )
-            return
-        if pending.gateway_id != gateway_id:
-            raise ProtocolViolation(
-                f"ack for command {ack.command_id} of gateway {pending.gateway_id}"
-            )
-        if ack.error is not None:
-            self.stats.acks_matched += 1
-            pending.future.set_exception(
-                CommandRejected(
-                    f"MQTT gateway {gateway_id} refused command {ack.command_id}: {ack.error}"
-                )
-            )
-            return
-        answered = ack.accepted | frozenset(ack.rejected)
-        if answered != pending.addresses:
-            unknown = sorted(answered - pending.addresses)
-            missing = sorted(pending.addresses - answered)
-            problem = ProtocolViolation(
-                f"ack for command {ack.command_id} does not match it: "
-                f"unknown address(es) {unknown[:10]}, missing {missing[:10]}"
-            )
-            pending.future.set_exception(problem)
-            raise problem
-        self.stats.acks_matched += 1
-        pending.future.set_result(ack.result())
+            case Answered(result=result):
+                self.stats.acks_matched += 1
+                self._waiters[ack.command_id].set_result(result)
+            case Refused(error=refusal):
+                self.stats.acks_matched += 1
+                self._waiters[ack.command_id].set_exception(refusal)
+            case Mismatched(error=violation):
+                self._waiters[ack.command_id].set_exception(violation)
+                raise violation
 
     async def publish(
         self,
@@ -698,12 +564,11 @@ class MqttLink:
                 f"MQTT gateway {gateway_id}: not connected to the broker "
                 f"{self.settings.host}:{self.settings.port}"
             )
-        state = self._states.get(gateway_id)
-        if state is not None and state.availability is Availability.OFFLINE:
+        if self._states.online(gateway_id) is False:
             raise GatewayUnavailable(f"MQTT gateway {gateway_id}: reports itself offline")
         future: asyncio.Future[CommandResult] = asyncio.get_running_loop().create_future()
-        pending = _Pending(gateway_id, frozenset(levels), future, command)
-        self._pending[command_id] = pending
+        self._acks.expect(gateway_id, command)
+        self._waiters[command_id] = future
         try:
             async with asyncio.timeout(self._ack_timeout_s):
                 try:
@@ -726,63 +591,23 @@ class MqttLink:
                 # the timer fired. Its answer stands (a refusal raises as it would have).
                 return future.result()
             self.stats.timeouts += 1
-            self._late[command_id] = pending  # its ack may still come: LateAck
-            while len(self._late) > LATE_ACKS_KEPT:
-                self._late.popitem(last=False)
+            self._acks.timed_out(command_id)  # its ack may still come: LateAck
             raise GatewayUnavailable(
                 f"MQTT gateway {gateway_id}: command {command_id} not acknowledged "
                 f"within {self._ack_timeout_s:g} s"
             ) from exc
         finally:
-            del self._pending[command_id]
+            self._acks.forget(command_id)
+            del self._waiters[command_id]
             if future.done() and not future.cancelled():
                 future.exception()  # retrieved: a failure after a timeout is not "lost"
 
-    def _state_after_offline(self, gateway_id: str, state: _GatewayState, payload: bytes) -> None:
-        reading = decode_state(payload)
-        state.reading, state.received_at = reading, self._clock.now()
-        state.pending = state.pending_at = None
-        if state.availability_at is not None and reading.at > state.availability_at:
-            # A gateway that reports state measured after it was said to be offline is
-            # back, whatever order the broker replayed the notices in (a broker restart
-            # can deliver a stale Last Will after the retained "online").
-            state.availability = Availability.ONLINE
-            state.availability_at = state.received_at
-            self._emit(AvailabilityChanged(gateway_id, True, state.received_at))
-
-    def _take_pending(self, gateway_id: str, state: _GatewayState) -> None:
-        payload, at = state.pending, state.pending_at
-        state.pending = state.pending_at = None
-        if payload is None:
-            return
-        try:
-            state.reading = decode_state(payload)
-            state.received_at = at
-        except ProtocolViolation as exc:  # keep the last good state
-            self.stats.malformed += 1
-            state.malformed += 1
-            log.warning(
-                "MQTT gateway %s: malformed message on %s: %s",
-                gateway_id,
-                self.topics.topic(gateway_id, TopicKind.STATE),
-                exc,
-            )
-
     def _read(self, gateway_id: str) -> GatewayReading:
-        state = self._states.get(gateway_id)
-        if state is not None:
-            self._take_pending(gateway_id, state)
-        if state is None or state.reading is None or state.received_at is None:
-            raise GatewayUnavailable(f"MQTT gateway {gateway_id}: has not reported any state")
-        if state.availability is Availability.OFFLINE:
-            raise GatewayUnavailable(f"MQTT gateway {gateway_id}: reports itself offline")
-        age_s = (self._clock.now() - state.received_at).total_seconds()
-        if age_s > self._stale_after_s:
-            raise GatewayUnavailable(
-                f"MQTT gateway {gateway_id}: latest state is {age_s:.0f} s old "
-                f"(limit {self._stale_after_s:g} s)"
-            )
-        return state.reading
+        try:
+            self._states.decode_latest(gateway_id)
+        except ProtocolViolation as exc:  # the last good state stands
+            self._malformed(gateway_id, self.topics.topic(gateway_id, TopicKind.STATE), exc)
+        return self._states.read(gateway_id, self._clock.now())
 
 
 class MqttGateway:

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Final
 
 MAX_GATEWAY_ID_LEN = 128
+
+QOS: Final = 1
+"""Every topic of the contract is QoS 1 (see docs/protocol/mqtt.md for why)."""
 
 
 class TopicKind(StrEnum):

@@ -1,7 +1,7 @@
 """The MQTT client takes in every packet waiting in its socket per turn of the event loop.
 
 paho-mqtt 2.2 reads one packet per readable event when nothing of ours is in flight, so
-a receiving client behind a busy event loop falls behind (protocols.mqtt._Client).
+a receiving client behind a busy event loop falls behind (protocols.mqtt_client.ReadingClient).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import time
 
 import paho.mqtt.publish as paho_publish
 
-from protocols.mqtt import READ_BUDGET, build_client
+from protocols.mqtt_client import READ_BUDGET, build_client
 from tests.integration.conftest import MqttBroker
 
 BURST = 200
