@@ -33,8 +33,8 @@ from api.routers import (
     state,
 )
 from api.security import install_security
-from controller.app.settings import Settings
 from controller.app.version import VERSION
+from controller.config.settings import Settings
 from controller.core.clock import Clock
 from controller.loop.runtime import Controller
 from controller.store.db import Database

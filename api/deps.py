@@ -11,7 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from controller.access.auth import Principal, authenticate, check_role
-from controller.app.settings import Settings
+from controller.config.settings import Settings
 from controller.core.errors import FieldProblem, InvalidInput
 from controller.inventory.schemas import Role
 from controller.store.db import Database

@@ -48,7 +48,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from controller.app.settings import SecuritySettings, Settings
+from controller.config.settings import SecuritySettings, Settings
 
 log = logging.getLogger(__name__)
 

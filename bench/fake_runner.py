@@ -29,7 +29,7 @@ import sys
 from contextlib import AsyncExitStack
 from typing import Any
 
-from controller.app.settings import MqttSettings
+from controller.config.settings import MqttSettings
 from controller.core.clock import SystemClock
 from fake_luminaires.modbus_front import ModbusFront
 from fake_luminaires.model import FakeGateway

@@ -74,7 +74,7 @@ from paho.mqtt.properties import Properties
 from pymodbus.client import AsyncModbusTcpClient
 
 from bench.machine import describe
-from controller.app.settings import ModbusSettings, MqttSettings
+from controller.config.settings import ModbusSettings, MqttSettings
 from controller.core.values import Address, Level, Source
 from controller.demo.broker import Broker, find_mosquitto, free_port, local_broker
 from protocols.modbus import ModbusGateway

@@ -41,7 +41,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bench.import_bench import drop_pg, pg_url
 from bench.machine import describe
-from controller.app.settings import EnergySettings, SiteSettings
+from controller.config.settings import EnergySettings, SiteSettings
 from controller.energy.report import GroupBy, Interval, energy_report, parse_range
 from controller.energy.rollup import close_months
 from controller.faults.data import fault_stats

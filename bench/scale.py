@@ -397,7 +397,7 @@ LOG_COUNTS = LogCounter()
 
 
 async def bench_fanout(quick: bool, *, footprint: bool, fanout: bool) -> None:
-    from controller.app.settings import ControllerSettings, MqttSettings, Settings
+    from controller.config.settings import ControllerSettings, MqttSettings, Settings
     from controller.core.clock import SystemClock
     from controller.demo.broker import local_broker
     from controller.loop.runtime import Controller
@@ -750,7 +750,7 @@ MODBUS_PER_GATEWAY = 64
 
 async def bench_modbus(quick: bool) -> None:
     from bench.protocols import bare_modbus_client, bare_poll
-    from controller.app.settings import ModbusSettings
+    from controller.config.settings import ModbusSettings
     from protocols.modbus import ModbusGateway
     from protocols.modbus_codec import plan_reads
     from protocols.register_map import load_builtin_profile

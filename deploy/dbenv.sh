@@ -21,7 +21,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import URL, make_url
 
-from controller.app.settings import load_settings
+from controller.config.settings import load_settings
 
 config = Path(sys.argv[1]) if sys.argv[1] else None
 url = make_url(load_settings(config).database_url)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pytest
 
 if TYPE_CHECKING:
-    from controller.app.settings import Settings
+    from controller.config.settings import Settings
     from controller.store.db import Database
 
 T = TypeVar("T")
@@ -178,6 +178,6 @@ async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Da
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    from controller.app.settings import load_settings
+    from controller.config.settings import load_settings
 
     return load_settings(data_dir=tmp_path / "data")

@@ -1,6 +1,6 @@
 """The dashboard's own settings, read once when the app is built (never at import).
 
-``controller/app/settings.py`` has no ``dashboard`` section yet, so these come from the
+``controller/config/settings.py`` has no ``dashboard`` section yet, so these come from the
 environment (single underscore, not the ``__`` of nested settings):
 
 =====================================  ==========================================

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from controller.app.settings import Settings
+from controller.config.settings import Settings
 from controller.energy.report import EnergyRow, GroupBy, Interval, energy_report, parse_range
 
 

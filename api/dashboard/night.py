@@ -17,7 +17,7 @@ from api.dashboard.charts import StepChart, step_chart
 from api.dashboard.i18n import Translator
 from api.routers import schedules as schedule_routes
 from controller.access.auth import Principal
-from controller.app.settings import Settings
+from controller.config.settings import Settings
 from controller.scheduling import data as scheduling
 from controller.scheduling.overrides import overlapping, to_pure
 from schedules.program import night_bounds, night_of

@@ -24,7 +24,7 @@ from api.dashboard.i18n import DEFAULT_LANG, Lang, Translator, parse_lang
 from api.dashboard.sessions import LANG_COOKIE, SESSION_COOKIE, DashboardSession, SessionStore
 from api.errors import validation_fields
 from controller.access.auth import Permission, Principal, check_role
-from controller.app.settings import Settings
+from controller.config.settings import Settings
 from controller.core.errors import (
     Conflict,
     Forbidden,

@@ -27,7 +27,7 @@ from controller.alerts.email import send as send_email
 from controller.alerts.messages import alert_body
 from controller.alerts.ports import AlertPublisher, Leadership
 from controller.alerts.webhook import backoff_s, deliver
-from controller.app.settings import Settings
+from controller.config.settings import Settings
 from controller.core.clock import Clock, SystemClock
 from controller.core.errors import GatewayUnavailable
 from controller.store.db import Database

@@ -9,7 +9,7 @@ from typing import Any
 
 import aiosmtplib
 
-from controller.app.settings import EmailRule, EmailSettings
+from controller.config.settings import EmailRule, EmailSettings
 
 _SUBJECT = {
     "vi": {"opened": "Sự cố", "acknowledged": "Đã tiếp nhận", "resolved": "Đã khắc phục"},

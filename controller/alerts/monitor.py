@@ -17,7 +17,7 @@ from datetime import datetime
 
 from controller.alerts.messages import SubjectInfo
 from controller.alerts.ports import Inventory, PolledGateway
-from controller.app.settings import Settings
+from controller.config.settings import Settings
 from controller.core.clock import Clock, SystemClock
 from controller.core.values import Address, GatewayReading
 from controller.faults.data import AlertContext, load_open_faults, record_transitions

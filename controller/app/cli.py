@@ -14,7 +14,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from pydantic import ValidationError
 
-from controller.app.settings import Settings, SiteSettings, load_settings
+from controller.config.settings import Settings, SiteSettings, load_settings
 from controller.core.errors import ConfigError, LightingError, NotFound
 from controller.inventory.schemas import Role
 

@@ -24,7 +24,7 @@ from api.app import create_app
 from controller.access import auth
 from controller.app import logs
 from controller.app import startup_checks as production
-from controller.app.settings import Settings
+from controller.config.settings import Settings
 from controller.core.clock import AcceleratedClock, Clock, SystemClock
 from controller.core.errors import ConfigError
 from controller.demo.broker import local_broker

@@ -37,7 +37,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from controller.access.auth import hash_key
-from controller.app.settings import Settings
+from controller.config.settings import Settings
 from controller.core.errors import ConfigError
 from controller.store.db import connect
 from controller.store.tables import ApiKey

@@ -65,7 +65,7 @@ from sqlalchemy.sql import Select
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from controller.app.settings import EnergySettings
+from controller.config.settings import EnergySettings
 from controller.core.errors import FieldProblem, InvalidInput
 from controller.energy.accounting import co2_kg
 from controller.inventory.data import group_condition

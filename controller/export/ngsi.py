@@ -39,7 +39,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from controller.app.settings import SiteSettings
+from controller.config.settings import SiteSettings
 from controller.core.errors import FieldProblem, InvalidInput, NotFound
 from controller.core.values import DeviceFlag
 from controller.inventory.data import group_condition

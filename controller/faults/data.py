@@ -34,7 +34,7 @@ from controller.alerts.messages import (
     build_alert,
     message,
 )
-from controller.app.settings import AlertSettings, EmailRule, WebhookSettings
+from controller.config.settings import AlertSettings, EmailRule, WebhookSettings
 from controller.core.errors import Conflict, NotFound
 from controller.faults.rules import Evidence, FaultType, Quantity, Severity, SubjectKind
 from controller.faults.tracker import OpenFault, Subject, Transition, TransitionKind

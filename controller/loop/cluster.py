@@ -34,7 +34,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from controller.app.settings import ClusterSettings
+from controller.config.settings import ClusterSettings
 from controller.store.db import Database
 
 log = logging.getLogger(__name__)

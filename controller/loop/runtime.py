@@ -33,7 +33,7 @@ from sqlalchemy import delete
 
 from controller.alerts.dispatcher import AlertDispatcher
 from controller.alerts.monitor import FaultMonitor
-from controller.app.settings import Settings
+from controller.config.settings import Settings
 from controller.core.clock import Clock
 from controller.core.errors import ConfigError, GatewayUnavailable, LightingError
 from controller.core.ports import Gateway

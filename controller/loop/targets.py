@@ -16,7 +16,7 @@ from sqlalchemy import select as core_select
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from controller.app.settings import Settings
+from controller.config.settings import Settings
 from controller.core.values import Address, Level, Source
 from controller.loop.reconcile import Target
 from controller.scheduling import data as scheduling

@@ -23,7 +23,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from controller.access import audit
 from controller.access.auth import Principal
-from controller.app.settings import Settings
+from controller.config.settings import Settings
 from controller.core.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from controller.inventory.data import group_condition
 from controller.inventory.schemas import Page

@@ -26,7 +26,7 @@ import pytest
 import uvicorn
 
 from api.app import DOCS_ASSETS, create_app
-from controller.app.settings import Settings
+from controller.config.settings import Settings
 from controller.store.db import Database
 from tests.browser.conftest import CHROMIUM_FLAGS, chromium_path
 from tests.integration.conftest import free_port

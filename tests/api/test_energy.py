@@ -28,7 +28,7 @@ import pytest
 from sqlalchemy import Table, insert
 
 from api.app import create_app
-from controller.app.settings import Settings, load_settings
+from controller.config.settings import Settings, load_settings
 from controller.core.clock import ManualClock
 from controller.inventory.schemas import Role
 from controller.store.db import Database

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import Table, delete, insert, select, update
 
-from controller.app.settings import EnergySettings, Settings
+from controller.config.settings import EnergySettings, Settings
 from controller.core.values import Address, Reading
 from controller.energy.report import GroupBy, Interval, energy_report, parse_range, to_csv
 from controller.energy.rollup import close_months

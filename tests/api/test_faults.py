@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 from sqlmodel import select
 
 from controller.alerts.messages import SubjectInfo
-from controller.app.settings import AlertSettings, WebhookSettings
+from controller.config.settings import AlertSettings, WebhookSettings
 from controller.faults.data import AlertContext, record_transitions
 from controller.faults.rules import Evidence, FaultType, Quantity, Severity
 from controller.faults.tracker import Subject, Transition, TransitionKind

@@ -31,7 +31,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.app import create_app
 from controller.access import auth
-from controller.app.settings import Settings, load_settings
+from controller.config.settings import Settings, load_settings
 from controller.demo.seed import seed_demo
 from controller.inventory.schemas import Role
 from controller.store import migrate

@@ -9,7 +9,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from controller.alerts.messages import SubjectInfo
-from controller.app.settings import AlertSettings
+from controller.config.settings import AlertSettings
 from controller.faults.data import AlertContext, record_transitions
 from controller.faults.rules import FaultType, Severity
 from controller.faults.tracker import Subject, Transition, TransitionKind

@@ -26,7 +26,7 @@ from referencing import Registry, Resource
 from sqlalchemy import Table, insert
 
 from api.app import create_app
-from controller.app.settings import Settings
+from controller.config.settings import Settings
 from controller.core.clock import ManualClock
 from controller.core.values import Address, DeviceFlag, Level, Reading
 from controller.inventory.schemas import Role

@@ -27,7 +27,7 @@ from api.app import create_app
 from api.security import FailureWindow, SecurityMiddleware, csp_with_script_hashes
 from controller.access import auth
 from controller.app.cli import app as cli_app
-from controller.app.settings import SecuritySettings, Settings, load_settings
+from controller.config.settings import SecuritySettings, Settings, load_settings
 from controller.inventory.schemas import Role
 from controller.store.db import Database
 

@@ -23,7 +23,7 @@ import pytest
 
 from api.app import create_app
 from controller.access import auth
-from controller.app.settings import Settings
+from controller.config.settings import Settings
 from controller.demo.seed import seed_demo
 from controller.inventory.schemas import Role
 from controller.store.db import Database

@@ -24,7 +24,7 @@ from sqlmodel import func, select
 
 from api.app import create_app
 from controller.access import auth
-from controller.app.settings import load_settings
+from controller.config.settings import load_settings
 from controller.core.clock import AcceleratedClock
 from controller.core.values import Address
 from controller.demo.seed import demo_inventory

@@ -22,7 +22,7 @@ from api.dashboard.i18n import STRINGS, Lang, Translator
 from api.dashboard.sessions import SESSION_COOKIE, SessionStore
 from api.dashboard.status import LightState
 from controller.access import auth
-from controller.app.settings import Settings
+from controller.config.settings import Settings
 from controller.core.errors import ConfigError
 from controller.core.values import Source
 from controller.faults.rules import FaultType

@@ -22,7 +22,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from controller.alerts.webhook import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
-from controller.app.settings import MqttSettings
+from controller.config.settings import MqttSettings
 
 
 def reserve_port() -> int:

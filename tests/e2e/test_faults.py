@@ -24,7 +24,7 @@ import pytest
 from sqlmodel import col, func, select
 
 from controller.access import auth
-from controller.app.settings import Settings, load_settings
+from controller.config.settings import Settings, load_settings
 from controller.core.clock import AcceleratedClock, SystemClock
 from controller.inventory.importer import ImportFormat, import_inventory
 from controller.inventory.schemas import Role

@@ -22,7 +22,7 @@ from sqlmodel import func, select
 
 from api.app import create_app
 from controller.access import auth
-from controller.app.settings import Settings, load_settings
+from controller.config.settings import Settings, load_settings
 from controller.core.clock import AcceleratedClock
 from controller.core.values import Address, Protocol
 from controller.inventory.importer import ImportFormat, import_inventory

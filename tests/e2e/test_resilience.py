@@ -21,7 +21,7 @@ import pytest
 from sqlmodel import func, select
 
 from controller.access import auth
-from controller.app.settings import Settings, load_settings
+from controller.config.settings import Settings, load_settings
 from controller.core.clock import AcceleratedClock
 from controller.inventory.importer import ImportFormat, import_inventory
 from controller.inventory.schemas import Role

@@ -35,7 +35,7 @@ from typing import Any, Literal
 
 import pytest
 
-from controller.app.settings import MqttSettings
+from controller.config.settings import MqttSettings
 from tests.conftest import IN_CI, require_service
 
 MqttVersion = Literal["3.1.1", "5"]

@@ -22,7 +22,7 @@ from controller.alerts.dispatcher import AlertDispatcher
 from controller.alerts.messages import SubjectInfo
 from controller.alerts.monitor import FaultMonitor
 from controller.alerts.ports import SoleInstance
-from controller.app.settings import Settings, load_settings
+from controller.config.settings import Settings, load_settings
 from controller.core.clock import ManualClock
 from controller.core.values import Address, GatewayReading
 from controller.faults.data import AlertContext, record_transitions

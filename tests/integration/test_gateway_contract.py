@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from controller.app.settings import ModbusSettings
+from controller.config.settings import ModbusSettings
 from controller.core.clock import AcceleratedClock
 from controller.core.errors import GatewayUnavailable
 from controller.core.ports import Gateway

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from pymodbus.client import AsyncModbusTcpClient
 
-from controller.app.settings import ModbusSettings
+from controller.config.settings import ModbusSettings
 from controller.core.clock import ManualClock
 from controller.core.errors import ConfigError, GatewayUnavailable, ProtocolViolation
 from controller.core.ports import Gateway

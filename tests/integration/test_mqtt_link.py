@@ -14,7 +14,7 @@ from typing import Any
 import aiomqtt
 import pytest
 
-from controller.app.settings import MqttSettings
+from controller.config.settings import MqttSettings
 from controller.core.clock import AcceleratedClock, Clock, ManualClock
 from controller.core.errors import CommandRejected, GatewayUnavailable, ProtocolViolation
 from controller.core.values import (

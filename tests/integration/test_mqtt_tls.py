@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from controller.app.settings import MqttSettings
+from controller.config.settings import MqttSettings
 from controller.core.errors import GatewayUnavailable
 from controller.core.values import Address, Level, Source
 from fake_luminaires.model import FakeGateway

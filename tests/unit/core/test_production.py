@@ -11,7 +11,6 @@ from typer.testing import CliRunner
 
 from controller.access import auth
 from controller.app.cli import app
-from controller.app.settings import Settings, load_settings
 from controller.app.startup_checks import (
     DATABASE_URL,
     EXAMPLE_KEYS,
@@ -24,6 +23,7 @@ from controller.app.startup_checks import (
     refuse,
     settings_problems,
 )
+from controller.config.settings import Settings, load_settings
 from controller.core.errors import ConfigError
 from controller.inventory.schemas import Role
 from controller.store.db import Database, connect

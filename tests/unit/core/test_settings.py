@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.app.settings import load_settings
+from controller.config.settings import load_settings
 from controller.core.errors import ConfigError
 
 

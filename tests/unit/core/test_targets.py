@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from controller.app.settings import SiteSettings
+from controller.config.settings import SiteSettings
 from controller.core.values import Address
 from controller.loop.targets import ActiveOverride, LuminaireInfo, TargetBook
 from controller.scheduling.data import ScheduleBook

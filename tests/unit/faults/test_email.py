@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from controller.alerts.email import build_message
-from controller.app.settings import EmailRule
+from controller.config.settings import EmailRule
 from controller.faults.data import digest_due
 
 RULE = EmailRule(name="crew", to=["doi1@dongha.vn", "doi2@dongha.vn"])

@@ -7,7 +7,7 @@ without them gets the same defaults.
 
 from __future__ import annotations
 
-from controller.app.settings import ModbusSettings
+from controller.config.settings import ModbusSettings
 from protocols.modbus import ModbusConfig
 
 

@@ -31,6 +31,7 @@ from pydantic_settings import (
 )
 
 from controller.core.errors import ConfigError
+from controller.core.fault_types import FaultType
 from schedules.sun import Site
 
 _CONFIG_FILE: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
@@ -168,8 +169,6 @@ class FaultSettings(_Section):
     @field_validator("severities")
     @classmethod
     def _known_types(cls, value: dict[str, str]) -> dict[str, str]:
-        from controller.faults.rules import FaultType
-
         unknown = sorted(set(value) - {t.value for t in FaultType})
         if unknown:
             raise ValueError(f"unknown fault type(s) {unknown}")
