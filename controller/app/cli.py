@@ -231,6 +231,10 @@ def sun_cmd(
     lon: Annotated[float | None, typer.Option(help="Longitude (default from settings)")] = None,
     tz: Annotated[str | None, typer.Option(help="IANA time zone (default from settings)")] = None,
     elevation: Annotated[float | None, typer.Option(help="Observer height, m")] = None,
+    horizon_dip: Annotated[
+        bool | None,
+        typer.Option(help="Lower sunrise/sunset's horizon by the dip seen from the height"),
+    ] = None,
     fmt: Annotated[
         SunFormat, typer.Option("--format", help="csv, json or table")
     ] = SunFormat.TABLE,
@@ -246,6 +250,7 @@ def sun_cmd(
             "longitude": lon,
             "timezone": tz,
             "elevation_m": elevation,
+            "horizon_dip": horizon_dip,
         }.items()
         if v is not None
     }

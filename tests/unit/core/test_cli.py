@@ -121,3 +121,14 @@ def test_rollup_once(env: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "months rebuilt: none, all current (0 rows" in result.output
     assert runner.invoke(app, ["db", "rollup", "--rebuild"]).exit_code == 0
+
+
+def test_sun_follows_the_standard_definition_unless_the_dip_is_asked_for(env: Path) -> None:
+    def sunrise(*extra: str) -> str:
+        result = CliRunner().invoke(app, ["sun", "--from", "2026-06-21", "--format", "csv", *extra])
+        assert result.exit_code == 0, result.output
+        return result.output.splitlines()[1].split(",")[1]
+
+    assert sunrise() == "2026-06-21T05:19:22+07:00"  # SPA: 05:19:20.7 (reference table)
+    assert sunrise("--horizon-dip") < sunrise()
+    assert sunrise("--horizon-dip", "--elevation", "0") == sunrise()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -280,10 +281,11 @@ def test_standard_program_levels_through_the_solstice_night(
     assert level_in_night(resolved, DONG_HA_STANDARD.default_level, at) == (level, step)
 
 
-def test_site_elevation_moves_the_sunset_step_later() -> None:
+def test_the_horizon_dip_moves_the_sunset_step_later_only_when_asked_for() -> None:
     night = date(2026, 6, 21)
     low = resolve_night(FULL_NIGHT, DONG_HA_SEA_LEVEL, night)
-    high = resolve_night(FULL_NIGHT, DONG_HA, night)  # 10 m
+    assert resolve_night(FULL_NIGHT, DONG_HA, night) == low  # 10 m, standard definition
+    high = resolve_night(FULL_NIGHT, replace(DONG_HA, horizon_dip=True), night)
     assert timedelta(seconds=15) <= high[0].at - low[0].at <= timedelta(seconds=45)
     assert timedelta(seconds=15) <= low[1].at - high[1].at <= timedelta(seconds=45)
 
