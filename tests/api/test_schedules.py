@@ -7,10 +7,14 @@ from typing import Any
 
 import pytest
 
+from controller.app.settings import Settings
 from controller.inventory.schemas import Role
+from controller.loop.targets import load_target_book
 from controller.scheduling import data as scheduling
 from controller.store.db import Database
 from tests.api.conftest import Api, luminaire
+
+T_NIGHT = datetime.fromisoformat("2026-06-21T23:00:00+07:00")
 
 STANDARD = [
     {"anchor": "sunset", "level": 100},
@@ -197,3 +201,64 @@ async def test_group_and_luminaire_timelines(
     assert t["calendar"] == "all night"
     assert [c["level"] for c in t["changes"]] == [0, 100, 0]
     await api.call("GET", "/groups/999/timeline", expect=404)
+
+
+async def test_one_calendar_choice_for_the_controller_the_timelines_and_the_api(
+    api: Api, builtins: None, base: dict[str, int], db: Database, settings: Settings
+) -> None:
+    """Luminaires in several groups (explicit, ward, street) with calendars of different
+    priorities: the controller's targets and every timeline use the same calendar."""
+    programs = {p["name"]: p["id"] for p in (await api.ok("GET", "/programs"))["items"]}
+    calendars = {
+        name: (await api.ok("POST", "/calendars", json={"name": name, "default_program_id": pid}))
+        for name, pid in (
+            ("all night", programs["full night"]),
+            ("dimmed", programs["Đông Hà standard"]),
+        )
+    }
+    lums = [
+        await api.ok("POST", "/luminaires", json=luminaire(n, **base, street=street))
+        for n, street in ((1, "Lê Duẩn"), (2, "Lê Duẩn"), (3, "Hùng Vương"), (4, "Hùng Vương"))
+    ]
+    one, two, three, four = (lum["id"] for lum in lums)
+
+    async def group(name: str, priority: int, calendar: str, **kind: Any) -> int:
+        body = {"name": name, "priority": priority, "calendar_id": calendars[calendar]["id"]}
+        return int((await api.ok("POST", "/groups", json=body | kind))["id"])
+
+    # created in this order, so group ids rise: the tie between "street" and "vip" goes
+    # to "street", the lower id
+    street = await group("street", 5, "all night", kind="street", selector="Lê Duẩn")
+    vip = await group("vip", 5, "dimmed", members=[one, three])
+    await group("ward", 1, "dimmed", kind="ward", selector="Phường 1")
+    expected = {
+        one: "all night",  # street 5 = vip 5 > ward 1: the lowest group id wins the tie
+        two: "all night",  # street 5 > ward 1
+        three: "dimmed",  # vip 5 > ward 1
+        four: "dimmed",  # ward only
+    }
+    names = {c["id"]: name for name, c in calendars.items()}
+    async with db.sessions() as session:
+        book = await load_target_book(session=session, settings=settings, now=T_NIGHT)
+    assert {lid: names[book.calendar_of[lid]] for lid in expected} == expected
+    for lid, calendar in expected.items():
+        t = await api.ok("GET", f"/luminaires/{lid}/timeline", params={"date": "2026-06-21"})
+        assert t["calendar"] == calendar, lid
+        # the timeline's level at 23:00 is the controller's target then (100 % or 70 %)
+        changes = [c for c in t["changes"] if c["at"] <= "2026-06-21T23:00:00+07:00"]
+        assert book.targets(T_NIGHT, [lid])[lid].level == changes[-1]["level"], lid
+    # raising the ward above the others moves every member to its calendar
+    ward_id = next(
+        g["id"] for g in (await api.ok("GET", "/groups"))["items"] if g["name"] == "ward"
+    )
+    await api.ok("PATCH", f"/groups/{ward_id}", json={"priority": 9})
+    async with db.sessions() as session:
+        book = await load_target_book(session=session, settings=settings, now=T_NIGHT)
+    assert {names[book.calendar_of[lid]] for lid in expected} == {"dimmed"}
+    t = await api.ok("GET", f"/luminaires/{one}/timeline", params={"date": "2026-06-21"})
+    assert t["calendar"] == "dimmed"
+    # a group's own timeline shows its own calendar
+    t = await api.ok("GET", f"/groups/{street}/timeline", params={"date": "2026-06-21"})
+    assert t["calendar"] == "all night"
+    t = await api.ok("GET", f"/groups/{vip}/timeline", params={"date": "2026-06-21"})
+    assert t["calendar"] == "dimmed"
