@@ -119,10 +119,7 @@ async def overview(request: Request, session: SessionDep, group: str | None = No
     group_id = parse_id(group)
     if group_id is not None and group_id not in {g.id for g in groups.items}:
         group_id = None
-    night = await tonight(
-        session=session, settings=settings, now=now, t=t, principal=user.principal,
-        group_id=group_id,
-    )  # fmt: skip
+    night = await tonight(session=session, settings=settings, now=now, t=t, group_id=group_id)
     energy = await energy_summary(session=session, settings=settings, now=now)
     return render(
         request,
@@ -266,9 +263,8 @@ async def _luminaire_context(
         samples, since, now, rated_power_w=rated, time_label=t.hm, number=lambda v: t.num(v)
     )
     night = await tonight(
-        session=session, settings=settings, now=now, t=t, principal=user.principal,
-        luminaire_id=luminaire_id,
-    )  # fmt: skip
+        session=session, settings=settings, now=now, t=t, luminaire_id=luminaire_id
+    )
     return {
         "lum": info.row,
         "lamp": info.lamp,
@@ -438,10 +434,7 @@ async def _group_context(
         category_label=lambda c: t.hm(labels[c]),
         colours={"kWh": PALETTE[0]},
     )
-    night = await tonight(
-        session=session, settings=settings, now=now, t=t, principal=user.principal,
-        group_id=group_id,
-    )  # fmt: skip
+    night = await tonight(session=session, settings=settings, now=now, t=t, group_id=group_id)
     fault_list = await queries.faults_of_luminaires(
         session=session, luminaire_ids=ids, active_only=True
     )

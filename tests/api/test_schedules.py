@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
+import httpx
 import pytest
 
+from api.app import create_app
 from controller.app.settings import Settings
+from controller.core.clock import ManualClock
 from controller.inventory.schemas import Role
 from controller.loop.targets import load_target_book
 from controller.scheduling import data as scheduling
@@ -262,3 +266,43 @@ async def test_one_calendar_choice_for_the_controller_the_timelines_and_the_api(
     assert t["calendar"] == "all night"
     t = await api.ok("GET", f"/groups/{vip}/timeline", params={"date": "2026-06-21"})
     assert t["calendar"] == "dimmed"
+
+
+# --- the app's clock ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(datetime.fromisoformat("2026-06-21T23:00:00+07:00"))
+
+
+@pytest.fixture
+async def clocked(
+    settings: Settings, db: Database, keys: dict[Role, str], clock: ManualClock
+) -> AsyncIterator[Api]:
+    """The API with the controller's clock (the demo's runs fast): 21 June 2026, 23:00."""
+    app = create_app(settings, db, clock=clock)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+        yield Api(c, keys)
+
+
+async def test_defaults_follow_the_apps_clock_not_the_wall_clock(
+    clocked: Api, builtins: None, base: dict[str, int], clock: ManualClock
+) -> None:
+    api = clocked
+    lum = await api.ok("POST", "/luminaires", json=luminaire(1, **base))
+    ward = await api.ok(
+        "POST", "/groups", json={"name": "W", "kind": "ward", "selector": "Phường 1"}
+    )
+    [today] = await api.ok("GET", "/sun")
+    assert today["date"] == "2026-06-21"
+    for path in (f"/groups/{ward['id']}/timeline", f"/luminaires/{lum['id']}/timeline"):
+        t = await api.ok("GET", path)
+        assert t["night"] == "2026-06-21", path
+        assert t == await api.ok("GET", path, params={"date": "2026-06-21"})
+    clock.set(datetime.fromisoformat("2026-12-31T20:00:00+07:00"))
+    [today] = await api.ok("GET", "/sun")
+    assert today["date"] == "2026-12-31"
+    t = await api.ok("GET", f"/groups/{ward['id']}/timeline")
+    assert t["night"] == "2026-12-31"
