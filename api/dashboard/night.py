@@ -18,7 +18,8 @@ from api.dashboard.charts import StepChart, step_chart
 from api.dashboard.i18n import Translator
 from controller.app.settings import Settings
 from controller.scheduling.timeline import Subject, subject_timeline
-from schedules.program import night_bounds, night_of
+from schedules.program import night_bounds
+from schedules.program import tonight as tonight_of
 from schedules.sun import compute_sun_events
 
 CHART_START = time(16, 0)
@@ -56,9 +57,12 @@ async def tonight(
     group_id: int | None = None,
     luminaire_id: int | None = None,
 ) -> Night:
-    """Tonight for a group, a luminaire, or (neither given) the site's default calendar."""
+    """Tonight for a group, a luminaire, or (neither given) the site's default calendar.
+
+    "Tonight" is :func:`schedules.program.tonight`: after sunrise, the coming night.
+    """
     site = settings.site.to_site()
-    the_night = night_of(site, now)
+    the_night = tonight_of(site, now)
     if group_id is not None:
         subject = Subject.group(group_id)
     elif luminaire_id is not None:

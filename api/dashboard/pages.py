@@ -47,6 +47,7 @@ from controller.scheduling import data as scheduling
 from controller.scheduling import overrides
 from controller.scheduling.overrides import OverrideCreate, OverrideTargets
 from controller.store.tables import LuminaireGroup
+from schedules.program import step_number
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
@@ -65,7 +66,7 @@ def describe(detail: str | None, t: Translator) -> str:
     if detail.startswith("program:"):
         name, _, step = detail.partition(":")[2].rpartition("#")
         if name and step.isdigit():
-            return t("detail_program", name=name, step=int(step) + 1)
+            return t("detail_program", name=name, step=step_number(int(step)))
         return t("detail_program_default", name=detail.partition(":")[2])
     key = f"source_{detail}"
     return t(key) if t.has(key) else detail
@@ -77,7 +78,7 @@ def describe_step(source: str, program: str | None, step: int | None, override_i
         return t("detail_override", id=override_id)
     if program is not None:
         if step is not None:
-            return t("detail_program", name=program, step=step + 1)
+            return t("detail_program", name=program, step=step_number(step))
         return t("detail_program_default", name=program)
     key = f"source_{source}"
     return t(key) if t.has(key) else source

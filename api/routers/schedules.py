@@ -6,7 +6,7 @@ from datetime import date, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response, status
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from api.deps import IdPath, NowDep, PageDep, PrincipalDep, SessionDep, SettingsDep, require
 from controller.access.auth import Permission, Principal
@@ -23,7 +23,7 @@ from controller.scheduling.schemas import (
 from controller.scheduling.timeline import Subject, subject_timeline
 from schedules.almanac import MAX_DAYS, tabulate_sun_events, to_records
 from schedules.decision import Change
-from schedules.program import night_of
+from schedules.program import tonight
 
 router = APIRouter(tags=["schedules"])
 Writer = Annotated[Principal, Depends(require(Permission.SCHEDULE_WRITE, "change schedules"))]
@@ -153,8 +153,14 @@ class TimelineEntry(BaseModel):
     level: int
     source: str
     program: str | None = None
-    step: int | None = None
-    rule: int | None = None
+    step: int | None = Field(
+        None,
+        description="0-based index into the program's steps (the dashboard and the CLI "
+        "call it step N+1); null before the first step",
+    )
+    rule: int | None = Field(
+        None, description="0-based index of the calendar rule; null: the default program"
+    )
     override_id: int | None = None
 
 
@@ -185,7 +191,7 @@ async def _timeline(
     session: SessionDep, settings: SettingsDep, now: datetime, night: date | None, subject: Subject
 ) -> Timeline:
     site = settings.site.to_site()
-    the_night = night or night_of(site, now)
+    the_night = night or tonight(site, now)
     found = await subject_timeline(
         session=session, settings=settings, subject=subject, night=the_night
     )
@@ -199,7 +205,12 @@ async def _timeline(
 
 
 NightQuery = Annotated[
-    date | None, Query(alias="date", description="The night (evening date); default tonight")
+    date | None,
+    Query(
+        alias="date",
+        description="The night (its evening's date); default tonight: the current night "
+        "until sunrise, then the coming one",
+    ),
 ]
 
 

@@ -282,13 +282,13 @@ def timeline_cmd(
 ) -> None:
     """The night's level changes for a group or luminaire: local time, level, source."""
     from controller.scheduling.timeline import SubjectKind, find_subject, subject_timeline
-    from schedules.program import night_of
+    from schedules.program import step_number, tonight
 
     if (group is None) == (luminaire is None):
         raise fail("give exactly one of --group or --luminaire")
     settings = _settings(ctx)
     site = settings.site.to_site()
-    the_night = night.date() if night is not None else night_of(site, datetime.now(site.tzinfo))
+    the_night = night.date() if night is not None else tonight(site, datetime.now(site.tzinfo))
     kind = SubjectKind.GROUP if group is not None else SubjectKind.LUMINAIRE
     name_or_id = group if group is not None else luminaire
     assert name_or_id is not None
@@ -308,7 +308,8 @@ def timeline_cmd(
         d = change.decision
         why = d.source.value
         if d.program is not None:
-            why += f" {d.program}" + (f" step {d.step_index}" if d.step_index is not None else "")
+            step = f" step {step_number(d.step_index)}" if d.step_index is not None else ""
+            why += f" {d.program}{step}"
         if d.override_id is not None:
             why += f" #{d.override_id}"
         typer.echo(f"  {change.at.strftime('%Y-%m-%d %H:%M:%S%z')}  {change.level:>3} %  {why}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import re
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
@@ -306,3 +308,49 @@ async def test_defaults_follow_the_apps_clock_not_the_wall_clock(
     assert today["date"] == "2026-12-31"
     t = await api.ok("GET", f"/groups/{ward['id']}/timeline")
     assert t["night"] == "2026-12-31"
+
+
+# --- "tonight" and step numbers ----------------------------------------------------------
+
+
+async def test_after_sunrise_tonight_is_the_coming_night(
+    clocked: Api, builtins: None, base: dict[str, int], clock: ManualClock
+) -> None:
+    """11:24 on 22 June: the night of the 21st ended at sunrise (05:19); "tonight" is the
+    night of the 22nd, for the API, the dashboard's panel and its step numbers."""
+    api = clocked
+    lum = await api.ok("POST", "/luminaires", json=luminaire(1, **base))
+    ward = await api.ok(
+        "POST", "/groups", json={"name": "W", "kind": "ward", "selector": "Phường 1"}
+    )
+    clock.set(datetime.fromisoformat("2026-06-22T11:24:00+07:00"))
+    for path in (f"/groups/{ward['id']}/timeline", f"/luminaires/{lum['id']}/timeline"):
+        assert (await api.ok("GET", path))["night"] == "2026-06-22", path
+    # before sunrise it is still the night that began the evening before
+    clock.set(datetime.fromisoformat("2026-06-22T05:00:00+07:00"))
+    assert (await api.ok("GET", f"/groups/{ward['id']}/timeline"))["night"] == "2026-06-21"
+    clock.set(datetime.fromisoformat("2026-06-22T11:24:00+07:00"))
+
+    client = api.client
+    client.headers["Accept"] = "text/html"
+    response = await client.post("/login", data={"key": api.keys[Role.VIEWER], "next": "/"})
+    assert response.status_code == 303, response.text
+    for path in ("/", f"/groups/{ward['id']}", f"/luminaires/{lum['id']}"):
+        page = (await client.get(path, params={"lang": "en"})).text
+        [heading] = re.findall(r'<h2 id="h-night">([^<]*)</h2>', page)
+        assert "(2026-06-22)" in heading or "(22/06/2026)" in heading, (path, heading)
+        # the night of the 22nd: sunset 18:27 that evening; the 00:00 step of the 21st's
+        # night is not today's 11:24 past
+        steps = _steps_table(page)
+        assert ("18:27", "100 %") in [(at, level) for at, level, _ in steps], path
+    # steps are numbered from 1, as the CLI does: 22:00 is the program's second step
+    page = (await client.get("/")).text
+    [at_ten] = [why for at, _, why in _steps_table(page) if at == "22:00"]
+    assert at_ten.endswith(("bước 2", "step 2")), at_ten
+
+
+def _steps_table(page: str) -> list[tuple[str, str, str]]:
+    """(time, level, why) of every row of the dashboard's "steps tonight" table."""
+    table = page.split('<table class="steps">', 1)[1].split("</table>", 1)[0]
+    rows = re.findall(r"<tr><td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td></tr>", table)
+    return [(at, level, html.unescape(why)) for at, level, why in rows]

@@ -109,7 +109,8 @@ def test_timeline_for_a_seeded_group(env: Path) -> None:
     result = runner.invoke(app, ["timeline", "--group", "Ward Phường 1", "--date", "2026-06-21"])
     assert result.exit_code == 0, result.output
     assert "calendar Đông Hà default" in result.output
-    assert "2026-06-21 22:00:00+0700   70 %  program Đông Hà standard step 1" in result.output
+    # steps are numbered from 1, as on the dashboard: 22:00 is the second step
+    assert "2026-06-21 22:00:00+0700   70 %  program Đông Hà standard step 2" in result.output
     missing = runner.invoke(app, ["timeline", "--group", "nope"])
     assert missing.exit_code == 1
     assert "group 'nope' not found" in missing.output
