@@ -127,8 +127,11 @@ async def find_subject(
 ) -> tuple[Subject, str]:
     """A luminaire or group named by an operator (its name, or its id in digits).
 
-    Returns the subject and its name; :class:`NotFound` if there is none.
+    Returns the subject and its name; :class:`NotFound` if there is none. ``kind`` is
+    ``luminaire`` or ``group`` (the site has no name to look up: :meth:`Subject.site`).
     """
+    if kind is SubjectKind.SITE:
+        raise ValueError("the site is not looked up by name: use Subject.site()")
     key = int(name_or_id) if name_or_id.isdigit() else None
     found: tuple[int | None, str] | None
     if kind is SubjectKind.LUMINAIRE:

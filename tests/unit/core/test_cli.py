@@ -111,6 +111,9 @@ def test_timeline_for_a_seeded_group(env: Path) -> None:
     assert "calendar Đông Hà default" in result.output
     # steps are numbered from 1, as on the dashboard: 22:00 is the second step
     assert "2026-06-21 22:00:00+0700   70 %  program Đông Hà standard step 2" in result.output
+    by_id = runner.invoke(app, ["timeline", "--luminaire", "1", "--date", "2026-06-21"])
+    assert by_id.exit_code == 0, by_id.output
+    assert by_id.output.startswith("luminaire ") and "night of 2026-06-21" in by_id.output
     missing = runner.invoke(app, ["timeline", "--group", "nope"])
     assert missing.exit_code == 1
     assert "group 'nope' not found" in missing.output
