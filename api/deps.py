@@ -1,9 +1,15 @@
-"""FastAPI dependencies, as ``Annotated`` aliases."""
+"""FastAPI dependencies, as ``Annotated`` aliases: every one the routers and pages use.
+
+Settings, database and session; the principal (and :func:`require` for a role); the
+in-process controller; the clock (the controller's, which runs fast in the demo and the
+tests, else the system clock) and ``now`` read from it, so no route reads the wall clock.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Path, Query, Request
@@ -12,8 +18,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from controller.access.auth import Principal, authenticate, check_role
 from controller.config.settings import Settings
-from controller.core.errors import FieldProblem, InvalidInput
+from controller.core.clock import Clock, SystemClock
+from controller.core.errors import FieldProblem, GatewayUnavailable, InvalidInput
 from controller.inventory.schemas import Role
+from controller.loop.runtime import Controller
 from controller.store.db import Database
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer <key>`")
@@ -39,6 +47,36 @@ async def get_session(
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 DatabaseDep = Annotated[Database, Depends(get_database)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+_SYSTEM_CLOCK = SystemClock()
+
+
+def get_clock(request: Request) -> Clock:
+    """The app's clock: the controller's (possibly accelerated) or, without one, real time."""
+    clock: Clock | None = getattr(request.app.state, "clock", None)
+    return clock if clock is not None else _SYSTEM_CLOCK
+
+
+ClockDep = Annotated[Clock, Depends(get_clock)]
+
+
+def get_now(clock: ClockDep) -> datetime:
+    """The instant of this request on the app's clock (aware, UTC)."""
+    return clock.now()
+
+
+NowDep = Annotated[datetime, Depends(get_now)]
+
+
+def get_controller(request: Request) -> Controller:
+    """The controller running in this process, once it has loaded its configuration (503)."""
+    controller: Controller | None = getattr(request.app.state, "controller", None)
+    if controller is None or controller.book is None:
+        raise GatewayUnavailable("the controller is not running in this process")
+    return controller
+
+
+ControllerDep = Annotated[Controller, Depends(get_controller)]
 
 
 async def get_principal(

@@ -12,7 +12,9 @@ Precedence, highest first:
 
 :func:`timeline` lists every change of that answer over one night, override boundaries
 included, so an operator sees tonight before it happens. :func:`pick_calendar` chooses
-which calendar governs a luminaire that belongs to several groups.
+which calendar governs a luminaire that belongs to several groups
+(:func:`governing_calendar`, :func:`assign_calendars`: the one rule the controller, the
+timelines and the API all use).
 """
 
 from __future__ import annotations
@@ -110,11 +112,11 @@ class Change:
 
 @dataclass(frozen=True, slots=True)
 class GroupCalendar:
-    """A calendar offered by one of the groups a luminaire belongs to."""
+    """A calendar (by id) offered by one of the groups a luminaire belongs to."""
 
     group_id: int
     priority: int
-    calendar: Calendar
+    calendar_id: int
 
 
 def decide(
@@ -181,6 +183,34 @@ def pick_calendar(candidates: Iterable[GroupCalendar]) -> GroupCalendar | None:
         ):
             best = candidate
     return best
+
+
+def governing_calendar(candidates: Iterable[GroupCalendar], default: int | None) -> int | None:
+    """The id of the calendar that drives a luminaire whose groups offer ``candidates``.
+
+    :func:`pick_calendar`'s winner; the site's ``default`` calendar when no group of the
+    luminaire has a calendar; ``None`` (the default level applies) when there is none either.
+    """
+    picked = pick_calendar(candidates)
+    return picked.calendar_id if picked is not None else default
+
+
+def assign_calendars(
+    luminaires: Iterable[int],
+    offers: Mapping[int, Iterable[GroupCalendar]],
+    default: int | None,
+) -> dict[int, int]:
+    """luminaire id -> its governing calendar id (:func:`governing_calendar`).
+
+    ``offers`` maps a luminaire to the calendars of the groups it belongs to (absent: in
+    no group with a calendar). Luminaires that end up with no calendar are left out.
+    """
+    out: dict[int, int] = {}
+    for luminaire in luminaires:
+        calendar_id = governing_calendar(offers.get(luminaire, ()), default)
+        if calendar_id is not None:
+            out[luminaire] = calendar_id
+    return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -187,6 +187,32 @@ def night_of(site: Site, at: datetime) -> date:
     return local.date() if local.time() >= NOON else local.date() - timedelta(days=1)
 
 
+def tonight(site: Site, at: datetime) -> date:
+    """The night an operator means by "tonight" at ``at`` (aware).
+
+    The night ``at`` belongs to (:func:`night_of`) until the sunrise that ends it; from that
+    sunrise on, the coming night (whose evening is today): at 11:24, after a 05:19 sunrise,
+    "tonight" is the night that starts this evening, not the one that just ended. On a
+    morning without a sunrise (polar night, midnight sun) it changes at noon, with
+    :func:`night_of`. For what to *show*; the lights follow :func:`night_of`, whose
+    morning steps (e.g. ``sunrise+30``) still apply until noon.
+    """
+    night = night_of(site, at)
+    morning = compute_sun_events(site, night + timedelta(days=1)).sunrise
+    if morning is not None and at >= morning:
+        return night + timedelta(days=1)
+    return night
+
+
+def step_number(step_index: int) -> int:
+    """What people call a program's step: 1 for the first (``step_index`` 0).
+
+    The CLI and the dashboard show step numbers; data (``step_index``, ``steps.N`` in a
+    422, the API's ``step``) keeps the 0-based index into ``Program.steps``.
+    """
+    return step_index + 1
+
+
 def night_bounds(site: Site, night: date) -> tuple[datetime, datetime]:
     """Start (``night`` 12:00) and end (next day 12:00), local; the end is excluded."""
     tz = site.tzinfo

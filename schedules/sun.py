@@ -15,11 +15,14 @@ the definitions below explicit. Every instant is rounded to the nearest second.
 
 Definitions (angles are the geometric, unrefracted elevation of the sun's centre):
 
-- sunrise / sunset: -0.8333 deg (34' standard refraction + 16' semi-diameter, as SPA and
-  astral use), lowered by the dip of the horizon seen from ``site.elevation_m`` above the
-  surroundings, so a higher observer sees the sun earlier in the morning and later at night.
+- sunrise / sunset: -0.8333 deg, the upper limb on a sea-level horizon (34' standard
+  refraction + 16' semi-diameter), the standard definition that SPA, published almanacs and
+  other systems' astro clocks use. Only a site that opts in (``Site.horizon_dip``) lowers
+  it by the dip of the horizon seen from ``site.elevation_m`` above the surroundings, so
+  that a higher observer sees the sun earlier in the morning and later at night (about
+  25 s at 10 m in Đông Hà).
 - civil dawn / dusk: -6 deg; nautical dawn / dusk: -12 deg. Twilight is defined against the
-  astronomical horizon, as almanacs do, so observer elevation does not move it.
+  astronomical horizon, as almanacs do, so neither the elevation nor the dip moves it.
 
 Missing events are values, not exceptions: an event that does not happen on the local date
 (the sun never sets, never rises, or never gets 6 or 12 deg below the horizon) is ``None``,
@@ -104,9 +107,10 @@ class Site:
     """Where the luminaires are.
 
     ``latitude`` and ``longitude`` are in decimal degrees (north and east positive),
-    ``elevation_m`` is the observer's height in metres above the surrounding terrain (it
-    only lowers the horizon; 0 or more), ``timezone`` an IANA zone name. The local date of
-    every computation is read in that zone.
+    ``elevation_m`` is the observer's height in metres above the surrounding terrain (0 or
+    more), ``timezone`` an IANA zone name. The local date of every computation is read in
+    that zone. ``horizon_dip``: lower the sunrise/sunset horizon by the dip seen from
+    ``elevation_m`` (off by default: the standard definition ignores the height).
     """
 
     name: str
@@ -114,6 +118,7 @@ class Site:
     longitude: float
     elevation_m: float
     timezone: str
+    horizon_dip: bool = False
 
     def __post_init__(self) -> None:
         if not -90.0 <= self.latitude <= 90.0:
@@ -134,6 +139,8 @@ class Site:
     @property
     def horizon_deg(self) -> float:
         """Geometric elevation of the sun's centre at sunrise/sunset for this observer."""
+        if not self.horizon_dip:
+            return HORIZON_DEG
         return HORIZON_DEG - horizon_dip_deg(self.elevation_m)
 
 

@@ -1,9 +1,10 @@
-"""Tonight at a glance: sun times and the program's steps for a calendar, group or light.
+"""Tonight at a glance: sun times and the program's steps for the site, a group or a light.
 
-Group and luminaire timelines are the API's own (``api.routers.schedules``), so the page
-and ``GET /api/v1/.../timeline`` never disagree; the default calendar's timeline (what a
-luminaire in no group with a calendar follows) is built from the same pieces. "Tonight"
-is the night of the controller's clock, which runs fast in the demo and the tests.
+The steps come from :func:`controller.scheduling.timeline.subject_timeline`, the one
+timeline function the API (``GET /api/v1/.../timeline``) and ``streetlight timeline`` use
+too, so they never disagree; without a group or light it is the site's default calendar
+(what a luminaire in no group with a calendar follows). "Tonight" is the night of the
+controller's clock, which runs fast in the demo and the tests.
 """
 
 from __future__ import annotations
@@ -15,12 +16,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.dashboard.charts import StepChart, step_chart
 from api.dashboard.i18n import Translator
-from api.routers import schedules as schedule_routes
-from controller.access.auth import Principal
 from controller.config.settings import Settings
-from controller.scheduling import data as scheduling
-from controller.scheduling.overrides import overlapping, to_pure
-from schedules.program import night_bounds, night_of
+from controller.scheduling.timeline import Subject, subject_timeline
+from schedules.program import night_bounds
+from schedules.program import tonight as tonight_of
 from schedules.sun import compute_sun_events
 
 CHART_START = time(16, 0)
@@ -55,31 +54,35 @@ async def tonight(
     settings: Settings,
     now: datetime,
     t: Translator,
-    principal: Principal,
     group_id: int | None = None,
     luminaire_id: int | None = None,
 ) -> Night:
+    """Tonight for a group, a luminaire, or (neither given) the site's default calendar.
+
+    "Tonight" is :func:`schedules.program.tonight`: after sunrise, the coming night.
+    """
     site = settings.site.to_site()
-    the_night = night_of(site, now)
-    if group_id is not None or luminaire_id is not None:
-        if group_id is not None:
-            timeline = await schedule_routes.group_timeline(
-                group_id=group_id, session=session, settings=settings, _=principal,
-                night=the_night,
-            )  # fmt: skip
-        else:
-            assert luminaire_id is not None
-            timeline = await schedule_routes.luminaire_timeline(
-                luminaire_id=luminaire_id, session=session, settings=settings, _=principal,
-                night=the_night,
-            )  # fmt: skip
-        calendar = timeline.calendar
-        steps = tuple(
-            Step(c.at, c.level, c.source, c.program, c.step, c.override_id)
-            for c in timeline.changes
-        )
+    the_night = tonight_of(site, now)
+    if group_id is not None:
+        subject = Subject.group(group_id)
+    elif luminaire_id is not None:
+        subject = Subject.luminaire(luminaire_id)
     else:
-        calendar, steps = await _default_calendar(session, settings, the_night)
+        subject = Subject.site()
+    timeline = await subject_timeline(
+        session=session, settings=settings, subject=subject, night=the_night
+    )
+    steps = tuple(
+        Step(
+            c.at,
+            c.level,
+            c.source.value,
+            c.decision.program,
+            c.decision.step_index,
+            c.decision.override_id,
+        )
+        for c in timeline.changes
+    )
     evening = compute_sun_events(site, the_night)
     morning = compute_sun_events(site, the_night + timedelta(days=1))
     tz = settings.site.tz
@@ -101,45 +104,11 @@ async def tonight(
     )
     return Night(
         night=the_night,
-        calendar=calendar,
+        calendar=timeline.calendar,
         steps=steps,
         sunset=evening.sunset,
         civil_dusk=evening.civil_dusk,
         civil_dawn=morning.civil_dawn,
         sunrise=morning.sunrise,
         chart=chart,
-    )
-
-
-async def _default_calendar(
-    session: AsyncSession, settings: Settings, the_night: date
-) -> tuple[str | None, tuple[Step, ...]]:
-    site = settings.site.to_site()
-    book = await scheduling.load_book(session=session, settings=settings)
-    start, end = night_bounds(site, the_night)
-    overrides = [
-        to_pure(row)
-        for row in await overlapping(session=session, start=start, end=end)
-        if row.all_luminaires
-    ]
-    changes = scheduling.night_timeline(
-        book,
-        book.default_calendar_id,
-        the_night,
-        site,
-        overrides,
-        settings.schedule.default_level,
-    )
-    names = await scheduling.calendar_names(session=session)
-    calendar = names.get(book.default_calendar_id) if book.default_calendar_id else None
-    return calendar, tuple(
-        Step(
-            c.at,
-            c.level,
-            c.source.value,
-            c.decision.program,
-            c.decision.step_index,
-            c.decision.override_id,
-        )
-        for c in changes
     )

@@ -47,6 +47,7 @@ from controller.scheduling import data as scheduling
 from controller.scheduling import overrides
 from controller.scheduling.overrides import OverrideCreate, OverrideTargets
 from controller.store.tables import LuminaireGroup
+from schedules.program import step_number
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
@@ -65,7 +66,7 @@ def describe(detail: str | None, t: Translator) -> str:
     if detail.startswith("program:"):
         name, _, step = detail.partition(":")[2].rpartition("#")
         if name and step.isdigit():
-            return t("detail_program", name=name, step=int(step) + 1)
+            return t("detail_program", name=name, step=step_number(int(step)))
         return t("detail_program_default", name=detail.partition(":")[2])
     key = f"source_{detail}"
     return t(key) if t.has(key) else detail
@@ -77,7 +78,7 @@ def describe_step(source: str, program: str | None, step: int | None, override_i
         return t("detail_override", id=override_id)
     if program is not None:
         if step is not None:
-            return t("detail_program", name=program, step=step + 1)
+            return t("detail_program", name=program, step=step_number(step))
         return t("detail_program_default", name=program)
     key = f"source_{source}"
     return t(key) if t.has(key) else source
@@ -119,10 +120,7 @@ async def overview(request: Request, session: SessionDep, group: str | None = No
     group_id = parse_id(group)
     if group_id is not None and group_id not in {g.id for g in groups.items}:
         group_id = None
-    night = await tonight(
-        session=session, settings=settings, now=now, t=t, principal=user.principal,
-        group_id=group_id,
-    )  # fmt: skip
+    night = await tonight(session=session, settings=settings, now=now, t=t, group_id=group_id)
     energy = await energy_summary(session=session, settings=settings, now=now)
     return render(
         request,
@@ -266,9 +264,8 @@ async def _luminaire_context(
         samples, since, now, rated_power_w=rated, time_label=t.hm, number=lambda v: t.num(v)
     )
     night = await tonight(
-        session=session, settings=settings, now=now, t=t, principal=user.principal,
-        luminaire_id=luminaire_id,
-    )  # fmt: skip
+        session=session, settings=settings, now=now, t=t, luminaire_id=luminaire_id
+    )
     return {
         "lum": info.row,
         "lamp": info.lamp,
@@ -438,10 +435,7 @@ async def _group_context(
         category_label=lambda c: t.hm(labels[c]),
         colours={"kWh": PALETTE[0]},
     )
-    night = await tonight(
-        session=session, settings=settings, now=now, t=t, principal=user.principal,
-        group_id=group_id,
-    )  # fmt: skip
+    night = await tonight(session=session, settings=settings, now=now, t=t, group_id=group_id)
     fault_list = await queries.faults_of_luminaires(
         session=session, luminaire_ids=ids, active_only=True
     )

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, status
 
-from api.deps import IdPath, PageDep, PrincipalDep, SessionDep, require
+from api.deps import IdPath, NowDep, PageDep, PrincipalDep, SessionDep, require
 from controller.access.auth import Permission, Principal
 from controller.inventory.schemas import Page
 from controller.scheduling import overrides
@@ -15,11 +14,6 @@ from controller.scheduling.overrides import OverrideCreate, OverridePublic
 
 router = APIRouter(prefix="/overrides", tags=["overrides"])
 Writer = Annotated[Principal, Depends(require(Permission.OVERRIDE_WRITE, "set overrides"))]
-
-
-def _now(request: Request) -> datetime:
-    clock = getattr(request.app.state, "clock", None)
-    return clock.now() if clock is not None else datetime.now(UTC)
 
 
 async def _changed(request: Request) -> None:
@@ -31,41 +25,39 @@ async def _changed(request: Request) -> None:
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Set an override")
 async def create_override(
-    data: OverrideCreate, request: Request, session: SessionDep, who: Writer
+    data: OverrideCreate, request: Request, session: SessionDep, who: Writer, now: NowDep
 ) -> OverridePublic:
-    created = await overrides.create_override(
-        session=session, data=data, actor=who, now=_now(request)
-    )
+    created = await overrides.create_override(session=session, data=data, actor=who, now=now)
     await _changed(request)
     return created
 
 
 @router.get("", summary="List overrides (newest first); active=true for those in force")
 async def list_overrides(
-    request: Request,
+    now: NowDep,
     session: SessionDep,
     _: PrincipalDep,
     page: PageDep,
     active: bool | None = None,
 ) -> Page[OverridePublic]:
     return await overrides.list_overrides(
-        session=session, now=_now(request), limit=page.limit, offset=page.offset, active=active
+        session=session, now=now, limit=page.limit, offset=page.offset, active=active
     )
 
 
 @router.get("/{override_id}", summary="Get an override")
 async def get_override(
-    override_id: IdPath, request: Request, session: SessionDep, _: PrincipalDep
+    override_id: IdPath, now: NowDep, session: SessionDep, _: PrincipalDep
 ) -> OverridePublic:
-    return await overrides.get_override(session=session, override_id=override_id, now=_now(request))
+    return await overrides.get_override(session=session, override_id=override_id, now=now)
 
 
 @router.delete("/{override_id}", summary="End an override now (the lights revert)")
 async def end_override(
-    override_id: IdPath, request: Request, session: SessionDep, who: Writer
+    override_id: IdPath, request: Request, session: SessionDep, who: Writer, now: NowDep
 ) -> OverridePublic:
     ended = await overrides.end_override(
-        session=session, override_id=override_id, actor=who, now=_now(request)
+        session=session, override_id=override_id, actor=who, now=now
     )
     await _changed(request)
     return ended

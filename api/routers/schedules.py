@@ -6,14 +6,12 @@ from datetime import date, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response, status
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from api.deps import IdPath, PageDep, PrincipalDep, SessionDep, SettingsDep, require
+from api.deps import IdPath, NowDep, PageDep, PrincipalDep, SessionDep, SettingsDep, require
 from controller.access.auth import Permission, Principal
-from controller.core.errors import FieldProblem, InvalidInput
 from controller.inventory.schemas import Page
 from controller.scheduling import data as scheduling
-from controller.scheduling.overrides import overrides_for_group, overrides_for_luminaire
 from controller.scheduling.schemas import (
     CalendarCreate,
     CalendarPublic,
@@ -22,16 +20,21 @@ from controller.scheduling.schemas import (
     ProgramPublic,
     ProgramUpdate,
 )
+from controller.scheduling.timeline import Subject, subject_timeline
 from schedules.almanac import MAX_DAYS, tabulate_sun_events, to_records
 from schedules.decision import Change
-from schedules.program import night_of
+from schedules.program import tonight
 
 router = APIRouter(tags=["schedules"])
 Writer = Annotated[Principal, Depends(require(Permission.SCHEDULE_WRITE, "change schedules"))]
 
 
-def _year(settings: SettingsDep) -> int:
-    return datetime.now(settings.site.tz).year
+def _year(settings: SettingsDep, now: NowDep) -> int:
+    """This year at the site, on the app's clock: program warnings cover it and the next."""
+    return now.astimezone(settings.site.tz).year
+
+
+YearDep = Annotated[int, Depends(_year)]
 
 
 # --- programs ------------------------------------------------------------------------------
@@ -44,10 +47,10 @@ async def list_programs(session: SessionDep, _: PrincipalDep, page: PageDep) -> 
 
 @router.get("/programs/{program_id}", summary="Get a program, with warnings for this year")
 async def get_program(
-    program_id: IdPath, session: SessionDep, settings: SettingsDep, _: PrincipalDep
+    program_id: IdPath, session: SessionDep, settings: SettingsDep, year: YearDep, _: PrincipalDep
 ) -> ProgramPublic:
     return await scheduling.get_program(
-        session=session, program_id=program_id, site=settings.site.to_site(), year=_year(settings)
+        session=session, program_id=program_id, site=settings.site.to_site(), year=year
     )
 
 
@@ -57,16 +60,21 @@ async def get_program(
     summary="Create a program (422 names the step; warnings in the answer)",
 )
 async def create_program(
-    data: ProgramCreate, session: SessionDep, settings: SettingsDep, who: Writer
+    data: ProgramCreate, session: SessionDep, settings: SettingsDep, year: YearDep, who: Writer
 ) -> ProgramPublic:
     return await scheduling.create_program(
-        session=session, data=data, actor=who, site=settings.site.to_site(), year=_year(settings)
+        session=session, data=data, actor=who, site=settings.site.to_site(), year=year
     )
 
 
 @router.patch("/programs/{program_id}", summary="Update a program (partial)")
 async def update_program(
-    program_id: IdPath, data: ProgramUpdate, session: SessionDep, settings: SettingsDep, who: Writer
+    program_id: IdPath,
+    data: ProgramUpdate,
+    session: SessionDep,
+    settings: SettingsDep,
+    year: YearDep,
+    who: Writer,
 ) -> ProgramPublic:
     return await scheduling.update_program(
         session=session,
@@ -74,7 +82,7 @@ async def update_program(
         data=data,
         actor=who,
         site=settings.site.to_site(),
-        year=_year(settings),
+        year=year,
     )
 
 
@@ -129,13 +137,14 @@ async def delete_calendar(calendar_id: IdPath, session: SessionDep, who: Writer)
 @router.get("/sun", summary="Sun events at the site, local time with offset")
 async def sun(
     settings: SettingsDep,
+    now: NowDep,
     _: PrincipalDep,
     day: Annotated[
         date | None, Query(alias="date", description="First date (default today)")
     ] = None,
     days: Annotated[int, Query(ge=1, le=MAX_DAYS)] = 1,
 ) -> list[dict[str, str | None]]:
-    start = day or datetime.now(settings.site.tz).date()
+    start = day or now.astimezone(settings.site.tz).date()
     return to_records(tabulate_sun_events(settings.site.to_site(), start, days))
 
 
@@ -144,8 +153,14 @@ class TimelineEntry(BaseModel):
     level: int
     source: str
     program: str | None = None
-    step: int | None = None
-    rule: int | None = None
+    step: int | None = Field(
+        None,
+        description="0-based index into the program's steps (the dashboard and the CLI "
+        "call it step N+1); null before the first step",
+    )
+    rule: int | None = Field(
+        None, description="0-based index of the calendar rule; null: the default program"
+    )
     override_id: int | None = None
 
 
@@ -173,47 +188,29 @@ def _entries(changes: tuple[Change, ...]) -> list[TimelineEntry]:
 
 
 async def _timeline(
-    session: SessionDep,
-    settings: SettingsDep,
-    night: date | None,
-    calendar_of: str,
-    key: int,
+    session: SessionDep, settings: SettingsDep, now: datetime, night: date | None, subject: Subject
 ) -> Timeline:
     site = settings.site.to_site()
-    the_night = night or night_of(site, datetime.now(settings.site.tz))
-    book = await scheduling.load_book(session=session, settings=settings)
-    if calendar_of == "group":
-        calendar_id = await scheduling.group_calendar_id(session=session, group_id=key, book=book)
-        overrides = await overrides_for_group(
-            session=session, group_id=key, night=the_night, site=site
-        )
-    else:
-        calendar_id = await scheduling.luminaire_calendar_id(
-            session=session, luminaire_id=key, book=book
-        )
-        overrides = await overrides_for_luminaire(
-            session=session, luminaire_id=key, night=the_night, site=site
-        )
-    try:
-        changes = scheduling.night_timeline(
-            book, calendar_id, the_night, site, overrides, settings.schedule.default_level
-        )
-    except ValueError as exc:
-        raise InvalidInput(
-            "cannot evaluate the schedule", [FieldProblem("date", str(exc))]
-        ) from exc
-    names = await scheduling.calendar_names(session=session)
+    the_night = night or tonight(site, now)
+    found = await subject_timeline(
+        session=session, settings=settings, subject=subject, night=the_night
+    )
     return Timeline(
-        night=the_night,
-        calendar_id=calendar_id,
-        calendar=names.get(calendar_id) if calendar_id is not None else None,
-        sun=to_records(tabulate_sun_events(site, the_night, 1))[0],
-        changes=_entries(changes),
+        night=found.night,
+        calendar_id=found.calendar_id,
+        calendar=found.calendar,
+        sun=to_records(tabulate_sun_events(site, found.night, 1))[0],
+        changes=_entries(found.changes),
     )
 
 
 NightQuery = Annotated[
-    date | None, Query(alias="date", description="The night (evening date); default tonight")
+    date | None,
+    Query(
+        alias="date",
+        description="The night (its evening's date); default tonight: the current night "
+        "until sunrise, then the coming one",
+    ),
 ]
 
 
@@ -222,10 +219,11 @@ async def group_timeline(
     group_id: IdPath,
     session: SessionDep,
     settings: SettingsDep,
+    now: NowDep,
     _: PrincipalDep,
     night: NightQuery = None,
 ) -> Timeline:
-    return await _timeline(session, settings, night, "group", group_id)
+    return await _timeline(session, settings, now, night, Subject.group(group_id))
 
 
 @router.get("/luminaires/{luminaire_id}/timeline", summary="Tonight's steps for a luminaire")
@@ -233,7 +231,8 @@ async def luminaire_timeline(
     luminaire_id: IdPath,
     session: SessionDep,
     settings: SettingsDep,
+    now: NowDep,
     _: PrincipalDep,
     night: NightQuery = None,
 ) -> Timeline:
-    return await _timeline(session, settings, night, "luminaire", luminaire_id)
+    return await _timeline(session, settings, now, night, Subject.luminaire(luminaire_id))

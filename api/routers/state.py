@@ -3,26 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter
 from pydantic import BaseModel
 
-from api.deps import IdPath, PrincipalDep
-from controller.core.errors import GatewayUnavailable, NotFound
-from controller.loop.runtime import Controller
+from api.deps import ControllerDep, IdPath, PrincipalDep
+from controller.core.errors import NotFound
 
 router = APIRouter(tags=["state"])
-
-
-def get_controller(request: Request) -> Controller:
-    controller: Controller | None = getattr(request.app.state, "controller", None)
-    if controller is None or controller.book is None:
-        raise GatewayUnavailable("the controller is not running in this process")
-    return controller
-
-
-ControllerDep = Annotated[Controller, Depends(get_controller)]
 
 
 class TargetPublic(BaseModel):

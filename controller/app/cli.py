@@ -15,7 +15,7 @@ import typer
 from pydantic import ValidationError
 
 from controller.config.settings import Settings, SiteSettings, load_settings
-from controller.core.errors import ConfigError, LightingError, NotFound
+from controller.core.errors import ConfigError, LightingError
 from controller.inventory.schemas import Role
 
 T = TypeVar("T")
@@ -231,6 +231,10 @@ def sun_cmd(
     lon: Annotated[float | None, typer.Option(help="Longitude (default from settings)")] = None,
     tz: Annotated[str | None, typer.Option(help="IANA time zone (default from settings)")] = None,
     elevation: Annotated[float | None, typer.Option(help="Observer height, m")] = None,
+    horizon_dip: Annotated[
+        bool | None,
+        typer.Option(help="Lower sunrise/sunset's horizon by the dip seen from the height"),
+    ] = None,
     fmt: Annotated[
         SunFormat, typer.Option("--format", help="csv, json or table")
     ] = SunFormat.TABLE,
@@ -246,6 +250,7 @@ def sun_cmd(
             "longitude": lon,
             "timezone": tz,
             "elevation_m": elevation,
+            "horizon_dip": horizon_dip,
         }.items()
         if v is not None
     }
@@ -276,58 +281,26 @@ def timeline_cmd(
     ] = None,
 ) -> None:
     """The night's level changes for a group or luminaire: local time, level, source."""
-    from sqlalchemy import ColumnElement
-    from sqlmodel import col, or_, select
-
-    from controller.scheduling import data as scheduling
-    from controller.scheduling.overrides import overrides_for_group, overrides_for_luminaire
-    from controller.store.tables import Luminaire, LuminaireGroup
-    from schedules.program import night_of
+    from controller.scheduling.timeline import SubjectKind, find_subject, subject_timeline
+    from schedules.program import step_number, tonight
 
     if (group is None) == (luminaire is None):
         raise fail("give exactly one of --group or --luminaire")
     settings = _settings(ctx)
     site = settings.site.to_site()
-    the_night = night.date() if night is not None else night_of(site, datetime.now(site.tzinfo))
+    the_night = night.date() if night is not None else tonight(site, datetime.now(site.tzinfo))
+    kind = SubjectKind.GROUP if group is not None else SubjectKind.LUMINAIRE
+    name_or_id = group if group is not None else luminaire
+    assert name_or_id is not None
 
     async def work(db: Any) -> tuple[str, Any]:
         async with db.sessions() as session:
-            book = await scheduling.load_book(session=session, settings=settings)
-            if group is not None:
-                cond: ColumnElement[bool] = col(LuminaireGroup.name) == group
-                if group.isdigit():
-                    cond = or_(cond, LuminaireGroup.id == int(group))
-                row = (await session.exec(select(LuminaireGroup).where(cond))).first()
-                if row is None or row.id is None:
-                    raise NotFound("group", group)
-                cal = await scheduling.group_calendar_id(
-                    session=session, group_id=row.id, book=book
-                )
-                ovr = await overrides_for_group(
-                    session=session, group_id=row.id, night=the_night, site=site
-                )
-                label = f"group {row.name}"
-            else:
-                assert luminaire is not None
-                cond = col(Luminaire.name) == luminaire
-                if luminaire.isdigit():
-                    cond = or_(cond, Luminaire.id == int(luminaire))
-                lum = (await session.exec(select(Luminaire).where(cond))).first()
-                if lum is None or lum.id is None:
-                    raise NotFound("luminaire", luminaire)
-                cal = await scheduling.luminaire_calendar_id(
-                    session=session, luminaire_id=lum.id, book=book
-                )
-                ovr = await overrides_for_luminaire(
-                    session=session, luminaire_id=lum.id, night=the_night, site=site
-                )
-                label = f"luminaire {lum.name}"
-            names = await scheduling.calendar_names(session=session)
-            changes = scheduling.night_timeline(
-                book, cal, the_night, site, ovr, settings.schedule.default_level
+            subject, name = await find_subject(session=session, kind=kind, name_or_id=name_or_id)
+            found = await subject_timeline(
+                session=session, settings=settings, subject=subject, night=the_night
             )
-            cal_name = names.get(cal, "none") if cal is not None else "none"
-            return f"{label}, night of {the_night}, calendar {cal_name}", changes
+            calendar = found.calendar or "none"
+            return f"{kind.value} {name}, night of {the_night}, calendar {calendar}", found.changes
 
     title, changes = _run(lambda: _with_db(settings, work))
     typer.echo(title)
@@ -335,7 +308,8 @@ def timeline_cmd(
         d = change.decision
         why = d.source.value
         if d.program is not None:
-            why += f" {d.program}" + (f" step {d.step_index}" if d.step_index is not None else "")
+            step = f" step {step_number(d.step_index)}" if d.step_index is not None else ""
+            why += f" {d.program}{step}"
         if d.override_id is not None:
             why += f" #{d.override_id}"
         typer.echo(f"  {change.at.strftime('%Y-%m-%d %H:%M:%S%z')}  {change.level:>3} %  {why}")

@@ -53,6 +53,13 @@ class SiteSettings(_Section):
         10.0, ge=0, le=9000, description="Observer height above the terrain, m"
     )
     timezone: str = "Asia/Ho_Chi_Minh"
+    horizon_dip: bool = Field(
+        False,
+        description=(
+            "Lower the sunrise/sunset horizon by the dip seen from elevation_m (off: the "
+            "standard definition, as almanacs publish it)"
+        ),
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -69,7 +76,14 @@ class SiteSettings(_Section):
 
     def to_site(self) -> Site:
         """The pure schedules' view of the site."""
-        return Site(self.name, self.latitude, self.longitude, self.elevation_m, self.timezone)
+        return Site(
+            self.name,
+            self.latitude,
+            self.longitude,
+            self.elevation_m,
+            self.timezone,
+            horizon_dip=self.horizon_dip,
+        )
 
 
 class ScheduleSettings(_Section):

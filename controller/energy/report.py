@@ -335,8 +335,12 @@ def _nights(
 
 
 def site_key(site: Site) -> str:
-    """What dark seconds depend on: position, elevation and zone (not the site's name)."""
-    return f"{site.latitude!r},{site.longitude!r},{site.elevation_m!r},{site.timezone}"
+    """What dark seconds depend on: position, elevation, zone and the sunrise/sunset
+    horizon (``site.horizon_dip``), not the site's name."""
+    return (
+        f"{site.latitude!r},{site.longitude!r},{site.elevation_m!r},{site.timezone},"
+        f"{site.horizon_deg!r}"
+    )
 
 
 def day_dark_seconds(site: Site, day: date, now: datetime | None = None) -> float:

@@ -22,8 +22,9 @@ from controller.loop.reconcile import Target
 from controller.scheduling import data as scheduling
 from controller.scheduling.overrides import effective_end, overlapping, targeted_luminaires, to_pure
 from controller.store.tables import Gateway, LampType, Luminaire
-from schedules.decision import Override, decide, timeline
-from schedules.program import night_of
+from schedules.calendar import ProgramRef
+from schedules.decision import Decision, Override, decide, timeline
+from schedules.program import Program, night_of
 from schedules.sun import Site
 
 SPAN_HORIZON = timedelta(days=1)
@@ -134,20 +135,7 @@ class TargetBook:
             overrides=overrides,
             default_level=self.default_level,
         )
-        fade = 0.0
-        detail = decision.source.value
-        if decision.program is not None:
-            detail = f"program:{decision.program}"
-            if decision.step_index is not None:
-                detail += f"#{decision.step_index}"
-                program = next(
-                    (p for p in self.book.programs.values() if p.name == decision.program), None
-                )
-                if program is not None:
-                    fade = program.steps[decision.step_index].fade_s or 0.0
-        if decision.override_id is not None:
-            detail = f"override:{decision.override_id}"
-        return Target(Level(decision.level), Source(decision.source.value), detail, fade)
+        return to_target(decision, self.book.programs)
 
     def change_instants(self, now: datetime, horizon: timedelta) -> list[datetime]:
         """Every instant in (now, now + horizon] at which some target may change."""
@@ -170,6 +158,26 @@ class TargetBook:
         for o in self.overrides:
             instants.update((o.override.start, o.override.end))
         return sorted(i for i in instants if now < i <= end)
+
+
+def to_target(decision: Decision, programs: Mapping[ProgramRef, Program]) -> Target:
+    """The controller's target for a decision: level, source, detail and fade.
+
+    ``detail`` is ``program:NAME#N`` (N the step in effect; ``program:NAME`` before the
+    first step), ``override:ID`` or the source.
+    """
+    fade = 0.0
+    detail = decision.source.value
+    if decision.program is not None:
+        detail = f"program:{decision.program}"
+        if decision.step_index is not None:
+            detail += f"#{decision.step_index}"
+            program = next((p for p in programs.values() if p.name == decision.program), None)
+            if program is not None:
+                fade = program.steps[decision.step_index].fade_s or 0.0
+    if decision.override_id is not None:
+        detail = f"override:{decision.override_id}"
+    return Target(Level(decision.level), Source(decision.source.value), detail, fade)
 
 
 async def load_target_book(

@@ -5,7 +5,8 @@ the pure decision function in :mod:`schedules.decision`.
 
 Which calendar governs a luminaire: among the groups it belongs to that have a
 calendar, the one with the highest ``priority`` wins, ties broken by the lowest
-group id (:func:`schedules.decision.pick_calendar`). A luminaire in no such group
+group id (:func:`schedules.decision.governing_calendar`, the one rule the controller's
+targets, the timelines and the API all go through). A luminaire in no such group
 follows the site's default calendar (``schedule.default_calendar`` in the settings,
 "Đông Hà default" out of the box); if that does not exist either, the default
 level applies (``schedule.default_level``, 0 = off).
@@ -43,7 +44,14 @@ from controller.scheduling.schemas import (
 from controller.store.tables import CalendarRow, Luminaire, LuminaireGroup, ProgramRow
 from schedules.builtin import BUILTIN_PROGRAMS
 from schedules.calendar import Calendar, ProgramRef
-from schedules.decision import Change, Override, timeline
+from schedules.decision import (
+    Change,
+    GroupCalendar,
+    Override,
+    assign_calendars,
+    governing_calendar,
+    timeline,
+)
 from schedules.holiday import HolidayKey
 from schedules.program import Program, Severity, check_program_year
 from schedules.sun import Site
@@ -398,27 +406,35 @@ async def load_book(*, session: AsyncSession, settings: Settings) -> ScheduleBoo
     return ScheduleBook(programs, calendars, default_id)
 
 
-async def calendar_assignment(*, session: AsyncSession, default: int | None) -> dict[int, int]:
-    """luminaire id -> calendar id for every luminaire (priority rule in the module doc)."""
+async def calendar_offers(
+    *, session: AsyncSession, luminaire_id: int | None = None
+) -> dict[int, list[GroupCalendar]]:
+    """luminaire id -> the calendars of the groups it belongs to (groups with a calendar).
+
+    Every luminaire, or only ``luminaire_id``. Luminaires in no such group are absent.
+    """
     groups = (
         await session.exec(
-            select(LuminaireGroup)
-            .where(col(LuminaireGroup.calendar_id).is_not(None))
-            .order_by(col(LuminaireGroup.priority).desc(), col(LuminaireGroup.id))
+            select(LuminaireGroup).where(col(LuminaireGroup.calendar_id).is_not(None))
         )
     ).all()
-    out: dict[int, int] = {}
+    out: dict[int, list[GroupCalendar]] = {}
     for group in groups:
-        assert group.calendar_id is not None
-        ids = (await session.exec(select(Luminaire.id).where(group_condition(group)))).all()
-        for lid in ids:
+        assert group.id is not None and group.calendar_id is not None
+        members = select(Luminaire.id).where(group_condition(group))
+        if luminaire_id is not None:
+            members = members.where(Luminaire.id == luminaire_id)
+        offer = GroupCalendar(group.id, group.priority, group.calendar_id)
+        for lid in (await session.exec(members)).all():
             if lid is not None:
-                out.setdefault(lid, group.calendar_id)
-    if default is not None:
-        for lid in (await session.exec(select(Luminaire.id))).all():
-            if lid is not None:
-                out.setdefault(lid, default)
+                out.setdefault(lid, []).append(offer)
     return out
+
+
+async def calendar_assignment(*, session: AsyncSession, default: int | None) -> dict[int, int]:
+    """luminaire id -> calendar id for every luminaire that has one (rule in the module doc)."""
+    luminaires = [i for i in (await session.exec(select(Luminaire.id))).all() if i is not None]
+    return assign_calendars(luminaires, await calendar_offers(session=session), default)
 
 
 def night_timeline(
@@ -452,24 +468,11 @@ async def group_calendar_id(
 async def luminaire_calendar_id(
     *, session: AsyncSession, luminaire_id: int, book: ScheduleBook
 ) -> int | None:
+    """The calendar that drives one luminaire: the same rule as :func:`calendar_assignment`."""
     if await session.get(Luminaire, luminaire_id) is None:
         raise NotFound("luminaire", luminaire_id)
-    groups = (
-        await session.exec(
-            select(LuminaireGroup)
-            .where(col(LuminaireGroup.calendar_id).is_not(None))
-            .order_by(col(LuminaireGroup.priority).desc(), col(LuminaireGroup.id))
-        )
-    ).all()
-    for group in groups:
-        hit = (
-            await session.exec(
-                select(Luminaire.id).where(Luminaire.id == luminaire_id, group_condition(group))
-            )
-        ).first()
-        if hit is not None:
-            return group.calendar_id
-    return book.default_calendar_id
+    offers = await calendar_offers(session=session, luminaire_id=luminaire_id)
+    return governing_calendar(offers.get(luminaire_id, ()), book.default_calendar_id)
 
 
 async def calendar_names(*, session: AsyncSession) -> dict[int, str]:

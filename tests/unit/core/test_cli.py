@@ -109,7 +109,11 @@ def test_timeline_for_a_seeded_group(env: Path) -> None:
     result = runner.invoke(app, ["timeline", "--group", "Ward Phường 1", "--date", "2026-06-21"])
     assert result.exit_code == 0, result.output
     assert "calendar Đông Hà default" in result.output
-    assert "2026-06-21 22:00:00+0700   70 %  program Đông Hà standard step 1" in result.output
+    # steps are numbered from 1, as on the dashboard: 22:00 is the second step
+    assert "2026-06-21 22:00:00+0700   70 %  program Đông Hà standard step 2" in result.output
+    by_id = runner.invoke(app, ["timeline", "--luminaire", "1", "--date", "2026-06-21"])
+    assert by_id.exit_code == 0, by_id.output
+    assert by_id.output.startswith("luminaire ") and "night of 2026-06-21" in by_id.output
     missing = runner.invoke(app, ["timeline", "--group", "nope"])
     assert missing.exit_code == 1
     assert "group 'nope' not found" in missing.output
@@ -121,3 +125,14 @@ def test_rollup_once(env: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "months rebuilt: none, all current (0 rows" in result.output
     assert runner.invoke(app, ["db", "rollup", "--rebuild"]).exit_code == 0
+
+
+def test_sun_follows_the_standard_definition_unless_the_dip_is_asked_for(env: Path) -> None:
+    def sunrise(*extra: str) -> str:
+        result = CliRunner().invoke(app, ["sun", "--from", "2026-06-21", "--format", "csv", *extra])
+        assert result.exit_code == 0, result.output
+        return result.output.splitlines()[1].split(",")[1]
+
+    assert sunrise() == "2026-06-21T05:19:22+07:00"  # SPA: 05:19:20.7 (reference table)
+    assert sunrise("--horizon-dip") < sunrise()
+    assert sunrise("--horizon-dip", "--elevation", "0") == sunrise()

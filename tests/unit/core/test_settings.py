@@ -92,3 +92,12 @@ def test_fault_thresholds_come_from_the_settings(tmp_path: Path) -> None:
     bad.write_text('[faults.severities]\nlampMelted = "critical"\n', encoding="utf-8")
     with pytest.raises(ConfigError, match=r"faults\.severities: Value error, unknown fault type"):
         load_settings(bad)
+
+
+def test_the_horizon_dip_is_opt_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the standard definition of sunrise/sunset by default; the dip only when asked for
+    assert not load_settings(data_dir=tmp_path).site.to_site().horizon_dip
+    monkeypatch.setenv("STREETLIGHT_SITE__HORIZON_DIP", "true")
+    site = load_settings(data_dir=tmp_path).site.to_site()
+    assert site.horizon_dip and site.elevation_m == 10.0
+    assert site.horizon_deg == pytest.approx(-0.8333 - 0.1016, abs=1e-3)

@@ -18,7 +18,9 @@ from schedules.decision import (
     GroupCalendar,
     Override,
     Source,
+    assign_calendars,
     decide,
+    governing_calendar,
     pick_calendar,
     timeline,
 )
@@ -382,7 +384,7 @@ def test_nights_join_at_noon_with_the_standard_calendar() -> None:
 
 # --- several groups -------------------------------------------------------------------------
 
-A, B, C_ = Calendar(default_program="a"), Calendar(default_program="b"), Calendar()
+A, B, C_ = 101, 102, 103  # calendar ids
 
 
 @pytest.mark.parametrize(
@@ -404,12 +406,15 @@ def test_pick_calendar(candidates: list[GroupCalendar], winner: int | None) -> N
         assert picked in candidates
 
 
-@settings(max_examples=100, deadline=None)
-@given(
-    st.lists(
-        st.builds(GroupCalendar, st.integers(1, 50), st.integers(-3, 3), st.just(A)), max_size=8
-    )
+_OFFERS = st.lists(
+    st.builds(GroupCalendar, st.integers(1, 50), st.integers(-3, 3), st.sampled_from([A, B, C_])),
+    max_size=8,
+    unique_by=lambda c: c.group_id,  # a group has one calendar
 )
+
+
+@settings(max_examples=100, deadline=None)
+@given(_OFFERS)
 def test_pick_calendar_is_order_independent(candidates: list[GroupCalendar]) -> None:
     picked = pick_calendar(candidates)
     assert picked == pick_calendar(list(reversed(candidates)))
@@ -418,3 +423,29 @@ def test_pick_calendar_is_order_independent(candidates: list[GroupCalendar]) -> 
         top = max(c.priority for c in candidates)
         assert picked.priority == top
         assert picked.group_id == min(c.group_id for c in candidates if c.priority == top)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    offers=st.dictionaries(st.integers(1, 30), _OFFERS, max_size=12),
+    luminaires=st.sets(st.integers(1, 40), max_size=20),
+    default=st.none() | st.just(999),
+)
+def test_every_luminaire_gets_the_highest_priority_calendar_of_its_groups(
+    offers: dict[int, list[GroupCalendar]], luminaires: set[int], default: int | None
+) -> None:
+    assigned = assign_calendars(luminaires, offers, default)
+    for luminaire in luminaires:
+        mine = offers.get(luminaire, [])
+        if not mine:  # in no group with a calendar: the site default, or none at all
+            assert assigned.get(luminaire) == default
+            continue
+        top = max(c.priority for c in mine)
+        lowest = min(c.group_id for c in mine if c.priority == top)
+        [winner] = [c for c in mine if c.group_id == lowest]
+        assert assigned[luminaire] == winner.calendar_id
+        # no group of the luminaire has a higher priority than the one that drives it
+        assert all(c.priority <= winner.priority for c in mine)
+        assert governing_calendar(mine, default) == assigned[luminaire]
+    assert set(assigned) <= luminaires
+    assert None not in assigned.values()

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, time, timedelta
+from dataclasses import replace
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -25,6 +26,8 @@ from schedules.program import (
     night_of,
     parse_anchor,
     resolve_night,
+    step_number,
+    tonight,
     validate_program,
 )
 from schedules.sun import DONG_HA, Site, SunEvent, compute_sun_events
@@ -280,10 +283,11 @@ def test_standard_program_levels_through_the_solstice_night(
     assert level_in_night(resolved, DONG_HA_STANDARD.default_level, at) == (level, step)
 
 
-def test_site_elevation_moves_the_sunset_step_later() -> None:
+def test_the_horizon_dip_moves_the_sunset_step_later_only_when_asked_for() -> None:
     night = date(2026, 6, 21)
     low = resolve_night(FULL_NIGHT, DONG_HA_SEA_LEVEL, night)
-    high = resolve_night(FULL_NIGHT, DONG_HA, night)  # 10 m
+    assert resolve_night(FULL_NIGHT, DONG_HA, night) == low  # 10 m, standard definition
+    high = resolve_night(FULL_NIGHT, replace(DONG_HA, horizon_dip=True), night)
     assert timedelta(seconds=15) <= high[0].at - low[0].at <= timedelta(seconds=45)
     assert timedelta(seconds=15) <= low[1].at - high[1].at <= timedelta(seconds=45)
 
@@ -614,3 +618,43 @@ def test_sun_only_programs_join_at_every_noon_of_a_polar_year(site: Site, progra
         after = level_in_night(following, 0, end)[0]
         assert before == after, night
         night += timedelta(days=1)
+
+
+# --- "tonight" for people -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("local", "expected"),
+    [
+        ("2026-06-21T04:00:00", date(2026, 6, 20)),  # before sunrise: last night
+        ("2026-06-21T11:59:59", date(2026, 6, 21)),  # after sunrise: this evening's
+        ("2026-06-21T12:00:00", date(2026, 6, 21)),
+        ("2026-06-21T23:00:00", date(2026, 6, 21)),
+        ("2026-06-22T05:19:34", date(2026, 6, 21)),  # sunrise is 05:19:35
+        ("2026-06-22T05:19:35", date(2026, 6, 22)),  # from sunrise on: the coming night
+        ("2026-06-22T11:24:00", date(2026, 6, 22)),
+    ],
+)
+def test_tonight_is_the_coming_night_from_sunrise_on(local: str, expected: date) -> None:
+    at = datetime.fromisoformat(local).replace(tzinfo=DONG_HA.tzinfo)
+    assert tonight(DONG_HA, at) == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.datetimes(datetime(2026, 1, 1), datetime(2027, 12, 31), timezones=st.just(UTC)))
+def test_tonight_is_the_night_of_until_the_morning_sunrise(at: datetime) -> None:
+    night = night_of(DONG_HA, at)
+    sunrise = compute_sun_events(DONG_HA, night + timedelta(days=1)).sunrise
+    assert sunrise is not None
+    assert tonight(DONG_HA, at) == (night if at < sunrise else night + timedelta(days=1))
+
+
+def test_without_a_sunrise_tonight_changes_at_noon() -> None:
+    tromso = Site("Tromsø", 69.6492, 18.9553, 0.0, "Europe/Oslo")
+    for local in ("2026-06-21T03:00:00", "2026-06-21T11:00:00", "2026-12-21T11:00:00"):
+        at = datetime.fromisoformat(local).replace(tzinfo=tromso.tzinfo)
+        assert tonight(tromso, at) == night_of(tromso, at), local
+
+
+def test_people_number_steps_from_one() -> None:
+    assert [step_number(i) for i, _ in enumerate(DONG_HA_STANDARD.steps)] == [1, 2, 3, 4, 5]
