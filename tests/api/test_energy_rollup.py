@@ -82,7 +82,8 @@ async def fleet(api: Api, base: dict[str, int], db: Database) -> dict[str, int]:
             rows.append(
                 {"luminaire_id": ids[f"l{n}"], "day": day, "ward": ward, "gateway_id": gw,
                  "energy_wh": rnd.uniform(200, 900), "burning_s": rnd.uniform(38000, 44000),
-                 "samples": rnd.randint(100, 200)}
+                 "samples": rnd.randint(100, 200), "covered_s": rnd.uniform(50000, 86400),
+                 "covered_dark_s": rnd.uniform(20000, 39000)}
             )  # fmt: skip
         day += timedelta(days=1)
     async with db.engine.begin() as conn:
@@ -230,7 +231,7 @@ async def book(
     db: Database, settings: Settings, ref: LuminaireRef, day: date, hour: int = 20
 ) -> None:
     """Two readings ten minutes apart on ``day``, through the telemetry writer: 5 Wh booked."""
-    sink = TelemetrySink(db, tz=ZoneInfo(settings.site.timezone), store_raw=False)
+    sink = TelemetrySink(db, site=settings.site.to_site(), store_raw=False)
     for minute, counter in ((0, 1000), (10, 1005)):
         at = local(settings, day, hour, minute).astimezone(UTC)
         reading = Reading(
