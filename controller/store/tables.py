@@ -311,8 +311,9 @@ class EnergyMonthlyState(SQLModel, table=True):
 
     ``site`` is the site it was built for (latitude, longitude, elevation, zone; the
     rows do not depend on it since they hold covered dark seconds, but a change of site
-    rebuilds them, as before). ``stale`` is set by the telemetry writer when it books energy on a day already
-    summed; reports then read that month from ``energy_daily`` until the next rollup.
+    rebuilds them, as before). ``stale`` is set by the telemetry writer when it books
+    energy on a day already summed; reports then read that month from ``energy_daily``
+    until the next rollup.
     ``rows`` above ``luminaires`` means a luminaire was moved during the month.
     """
 

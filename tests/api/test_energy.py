@@ -424,7 +424,9 @@ async def run_controller(
 ) -> None:
     """One controller run: the readings of every luminaire, in time order, then a flush."""
     sink = new_sink(db, settings)
-    events = sorted(((t, ref) for ref, times in readings.items() for t in times), key=lambda e: e[0])
+    events = sorted(
+        ((t, ref) for ref, times in readings.items() for t in times), key=lambda e: e[0]
+    )
     for t, ref in events:
         sink.offer_readings([(ref, lamp_reading(t, power_w))])
     await sink.flush()
