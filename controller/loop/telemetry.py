@@ -87,9 +87,11 @@ class _Bucket:
 class EnergyLedger:
     """Per-luminaire energy and coverage since the last flush, by hour (UTC) and local day.
 
-    Pure. Energy and burning time between two readings are booked in the hour (and day) of
-    the later one; the time the two readings cover (:mod:`controller.energy.coverage`) is
-    cut at the hour and day boundaries and booked where it lies.
+    Pure. The span between two readings of a luminaire, when they cover it
+    (:mod:`controller.energy.coverage`), is cut at the hour and day boundaries; each piece
+    books its seconds, its dark seconds, and its share (by time) of the energy and burning
+    time between the two readings. Across a longer gap the energy the counter measured is
+    booked with the later reading, and nothing is covered.
     """
 
     site: Site
@@ -117,21 +119,26 @@ class EnergyLedger:
         at = reading.at.astimezone(UTC)
         hour = at.replace(minute=0, second=0, microsecond=0)
         day = at.astimezone(self.site.tzinfo).date()
-        for bucket in (
-            self.hourly.setdefault((ref.luminaire_id, hour), _Bucket()),
-            self.daily.setdefault((ref.luminaire_id, day, ref.ward, ref.gateway_id), _Bucket()),
-        ):
-            bucket.energy_wh += delta.energy_wh
-            bucket.burning_s += burning
+        key = (ref.luminaire_id, day, ref.ward, ref.gateway_id)
+        for bucket in (self.hourly.setdefault((ref.luminaire_id, hour), _Bucket()),
+                       self.daily.setdefault(key, _Bucket())):  # fmt: skip
             bucket.samples += 1
-        for piece in covered_pieces(
-            self.site, prev_sample.at, reading.at, self.max_gap_s, self.dark
-        ):
+        pieces = covered_pieces(self.site, prev_sample.at, reading.at, self.max_gap_s, self.dark)
+        if not pieces:  # a gap: what the counter says was used is booked with this reading
+            for bucket in (self.hourly[(ref.luminaire_id, hour)], self.daily[key]):
+                bucket.energy_wh += delta.energy_wh
+                bucket.burning_s += burning
+            return delta.energy_wh
+        span_s = (reading.at - prev_sample.at).total_seconds()
+        for piece in pieces:  # spread evenly over the span, cut where the buckets are
+            share = piece.seconds / span_s
             key = (ref.luminaire_id, piece.day, ref.ward, ref.gateway_id)
             for bucket in (
                 self.hourly.setdefault((ref.luminaire_id, piece.hour), _Bucket()),
                 self.daily.setdefault(key, _Bucket()),
             ):
+                bucket.energy_wh += delta.energy_wh * share
+                bucket.burning_s += burning * share
                 bucket.covered_s += piece.seconds
                 bucket.covered_dark_s += piece.dark_s
         return delta.energy_wh
