@@ -107,8 +107,11 @@ def covered_pieces(
     """The span ``previous``..``current`` (aware) cut by UTC hour and local day, if covered.
 
     Empty when the readings are more than ``max_gap_s`` apart, or not in order. The pieces'
-    seconds add up to the span.
+    seconds add up to the span. ``dark`` gives a day's dark intervals (default: a
+    :class:`DarkCalendar` of ``site``).
     """
+    if dark is None:
+        dark = DarkCalendar(site)
     span = (current - previous).total_seconds()
     if span <= 0 or span > max_gap_s:
         return []
