@@ -12,14 +12,17 @@ Served from the rollups, aggregated in SQL (``GROUP BY`` period and key, paginat
 Definitions (docs/ioc.md has the long version):
 
 * **energy**: what the luminaires' counters (or integrated power) booked into the rollups.
-* **baseline**: the same luminaires at 100 % of their rated power from sunset to sunrise, i.e.
-  for every rollup row (one luminaire in one local day, or in one hour) the luminaire's rated
-  power (its current lamp type) times the dark time of that day or hour: the part of it
-  between a sunset and the next sunrise (``schedules.sun``: the sun's upper limb on the
-  horizon with standard refraction, as almanacs give them). A luminaire counts only in the
-  days (hours) it has a rollup row, i.e. in which it reported; a luminaire that did not
-  report has neither energy nor baseline, so missing data never shows as savings. Dark time
-  after the moment of the request does not count (tonight's darkness is not a saving yet).
+* **baseline**: the same luminaires at 100 % of their rated power from sunset to sunrise, over
+  the time telemetry covered: for every rollup row (one luminaire in one local day, or in one
+  hour) the luminaire's rated power (its current lamp type) times the row's
+  ``covered_dark_s``, the dark part (``schedules.sun``: between a sunset and the next
+  sunrise, upper limb on the horizon with standard refraction, as almanacs give them) of the
+  time its consecutive readings covered (:mod:`controller.energy.coverage`). Time nobody
+  measured (before a controller started, a gateway offline, before a luminaire was
+  installed, tonight still to come) is never a saving.
+* **coverage** = covered dark seconds / (the period's dark seconds up to ``now`` x the
+  luminaires in the inventory for the key today), at most 1: how much of the full baseline
+  the row's baseline is.
 * **savings** = baseline - energy (negative when lamps burned more than the baseline, e.g.
   day burners); **savings_pct** = savings / baseline x 100 (``None`` when the baseline is 0).
 * **co2_kg** = energy in kWh x the grid factor (tCO2/MWh = kg/kWh); **cost_vnd** = energy in
@@ -516,8 +519,8 @@ async def energy_report(
 ) -> EnergyReport:
     """One page of the report for ``rng`` (see the module doc for every definition).
 
-    With ``now``, the baseline counts dark time only up to ``now``, so a period still under
-    way is compared with the darkness that has passed, not with the whole night.
+    With ``now``, a row's dark hours (coverage's denominator) stop at ``now``, so a period
+    still under way is measured against the darkness that has passed.
     ``monthly=False`` reads ``energy_daily`` only (the same figures, slower: for comparisons).
     """
     groups: list[LuminaireGroup] = []
