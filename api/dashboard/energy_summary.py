@@ -79,7 +79,8 @@ class EnergySummary:
 
     @property
     def has_data(self) -> bool:
-        return self.month.energy_kwh > 0 or self.month.baseline_kwh > 0
+        """A luminaire reported this month (its figures may all still be 0)."""
+        return self.month.luminaires > 0
 
 
 async def energy_summary(

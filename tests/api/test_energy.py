@@ -18,6 +18,7 @@ independently of the implementation, and compared at the precision the API round
 from __future__ import annotations
 
 import csv
+import re
 import io
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
@@ -543,3 +544,29 @@ async def test_a_gateway_offline_for_two_hours(
         check(rows[hour], {"baseline_kwh": 150 / 1000, "luminaires": 2})
         assert (rows[hour]["coverage"], rows[hour]["luminaires_inventory"]) == (0.667, 3)
     assert rows["22:00"]["coverage"] == 1.0
+
+
+async def test_the_dashboard_counts_the_same_way(
+    energy_api: Api,
+    db: Database,
+    settings: Settings,
+    clock: ManualClock,
+    keys: dict[Role, str],
+    lamps: dict[str, LuminaireRef],
+) -> None:
+    """The overview's "saved today" and the energy page, 45 s after a noon start."""
+    refs = list(lamps.values())
+    await run_controller(
+        db, settings, {r: every("2026-06-21T12:00:00", "2026-06-21T12:00:45", 5) for r in refs}, 10
+    )
+    clock.set(at_local("2026-06-21T12:00:45"))
+    web = energy_api.client
+    signed_in = await web.post("/login", data={"key": keys[Role.VIEWER], "next": "/"})
+    assert signed_in.status_code == 303, signed_in.text
+    overview = (await web.get("/", params={"lang": "en"})).text
+    energy_card = overview[overview.index('id="h-energy"') :][:1500]
+    assert "saved 0.0 kWh (—)" in energy_card, energy_card
+    assert "against the 0 % of dark time with telemetry" in overview
+    page = (await web.get("/energy", params={"from": "2026-06-21", "to": "2026-06-21"})).text
+    coverage = re.search(r'<dd id="energy-coverage">([^<]*)</dd>', page)
+    assert coverage is not None and coverage.group(1) == "0.0 %"
