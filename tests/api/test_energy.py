@@ -18,8 +18,8 @@ independently of the implementation, and compared at the precision the API round
 from __future__ import annotations
 
 import csv
-import re
 import io
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
