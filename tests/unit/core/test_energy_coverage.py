@@ -7,14 +7,16 @@ tests/api/test_energy.py.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from controller.app.settings import SiteSettings
+from controller.app.settings import SiteSettings, load_settings
+from controller.core.errors import ConfigError
 from controller.core.values import Address, Reading
-from controller.energy.coverage import covered_pieces
+from controller.energy.coverage import DEFAULT_MAX_GAP_S, covered_pieces
 from controller.energy.report import dark_seconds
 from controller.loop.telemetry import EnergyLedger, LuminaireRef
 from schedules.sun import Site
@@ -117,3 +119,13 @@ def test_the_ledger_covers_consecutive_readings_and_not_a_gap() -> None:
     assert (by_hour[15]["covered_s"], by_hour[15]["energy_wh"]) == (120.0, 122.0)
     (day,) = daily
     assert (day["covered_s"], day["covered_dark_s"], day["energy_wh"]) == (720.0, 720.0, 132.0)
+
+
+def test_a_gap_shorter_than_the_poll_is_refused(tmp_path: Path) -> None:
+    assert load_settings(data_dir=tmp_path).energy.coverage_max_gap_s == DEFAULT_MAX_GAP_S
+    with pytest.raises(ConfigError, match=r"energy.coverage_max_gap_s \(30\) must be at least"):
+        load_settings(
+            data_dir=tmp_path, energy={"coverage_max_gap_s": 30}, modbus={"poll_interval_s": 60}
+        )
+    with pytest.raises(ConfigError, match=r"energy\.coverage_max_gap_s"):
+        load_settings(data_dir=tmp_path, energy={"coverage_max_gap_s": 0})
