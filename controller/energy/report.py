@@ -563,7 +563,8 @@ async def _daily(session: AsyncSession, req: _Request) -> tuple[list[EnergyRow],
         if not covered or await _rolled_up(session, req) == covered:
             break
     else:
-        aggs, total = await _date_aggregates(session, req, days, {})
+        covered = {}
+        aggs, total = await _date_aggregates(session, req, days, covered)
     keys = {a.key for a in aggs}
     names = await _names(session, req.group_by, keys, req.site.name)
     inventory = await _inventory(session, req, keys)
@@ -571,10 +572,18 @@ async def _daily(session: AsyncSession, req: _Request) -> tuple[list[EnergyRow],
     page = {a.bucket: buckets[a.bucket] for a in aggs}
 
     def dark_of_buckets() -> dict[Any, float]:
-        return {
-            k: dark_seconds(req.site, b.start, b.end if req.now is None else min(b.end, req.now))
-            for k, b in page.items()
-        }
+        """Dark seconds so far per bucket; a rolled-up month's days from its state (the
+        same sum: whole seconds), so those need no sun events."""
+        out = {}
+        for k, b in page.items():
+            end = b.end if req.now is None else min(b.end, req.now)
+            rolled = covered.get(k)
+            if rolled is None:
+                out[k] = dark_seconds(req.site, b.start, end)
+            else:
+                after = _local_midnight(rolled.through_day + timedelta(days=1), tz)
+                out[k] = rolled.dark_s + dark_seconds(req.site, after.astimezone(UTC), end)
+        return out
 
     # Sun events cost about a millisecond per uncached day: off the event loop.
     dark = await asyncio.to_thread(dark_of_buckets)
@@ -591,6 +600,7 @@ class _Rolled:
 
     through_day: date
     split: bool  # a luminaire has several rows (moved during the month)
+    dark_s: float  # of the days month..through_day
 
 
 async def _rolled_up(session: AsyncSession, req: _Request) -> dict[date, _Rolled]:
@@ -605,7 +615,9 @@ async def _rolled_up(session: AsyncSession, req: _Request) -> dict[date, _Rolled
     s = EnergyMonthlyState
     rows = (
         await session.exec(
-            select(col(s.month), col(s.through_day), col(s.rows), col(s.luminaires)).where(
+            select(
+                col(s.month), col(s.through_day), col(s.rows), col(s.luminaires), col(s.dark_s)
+            ).where(
                 col(s.month) >= rng.first_day,
                 col(s.month) <= rng.last_day,
                 col(s.stale).is_(False),
@@ -615,8 +627,8 @@ async def _rolled_up(session: AsyncSession, req: _Request) -> dict[date, _Rolled
     ).all()
     tz = req.site.tzinfo
     return {
-        month: _Rolled(through, n > luminaires)
-        for month, through, n, luminaires in rows
+        month: _Rolled(through, n > luminaires, dark_s)
+        for month, through, n, luminaires, dark_s in rows
         if month <= through <= rng.last_day
         and (req.now is None or _local_midnight(through + timedelta(days=1), tz) <= req.now)
     }

@@ -6,12 +6,12 @@ luminaire, month, ward and gateway (about 10,000 rows a month), and
 :mod:`controller.energy.report` reads a month from it whenever that gives the same figures.
 
 ``energy_monthly_state`` records, per month, which days its rows cover
-(``month``..``through_day``), for which site it was built, and whether a later telemetry
-write made them ``stale``. A report uses a month's rows only when they are
-not stale, were computed for the current site, and cover exactly the month's days in the
-range (all of them up to ``through_day``, none after the request's ``now``); every other
-day is read from ``energy_daily``. So reports never depend on this job having run: without
-it they are as slow as before, never different.
+(``month``..``through_day``), the dark seconds of those days and the site they were
+computed for, and whether a later telemetry write made them ``stale``. A report uses a
+month's rows only when they are not stale, were computed for the current site, and cover
+exactly the month's days in the range (all of them up to ``through_day``, none after the
+request's ``now``); every other day is read from ``energy_daily``. So reports never
+depend on this job having run: without it they are as slow as before, never different.
 
 Keeping it current:
 
@@ -21,8 +21,8 @@ Keeping it current:
   site, or do not reach their target: the month's last day for a closed month, yesterday
   for the current one (nothing on the 1st). A rebuild is one transaction per month:
   ``DELETE`` the month's rows, ``INSERT ... SELECT ... GROUP BY`` from ``energy_daily``
-  (energy, burning and covered seconds: the baseline needs no sun events here), record
-  the state. Running it again changes nothing; a night's run rebuilds the
+  (energy, burning and covered seconds), record the state with the days' dark seconds
+  (sun events, computed here). Running it again changes nothing; a night's run rebuilds the
   current month (about 0.3 million daily rows) and, on the 1st, closes the previous one.
 * The telemetry writer calls :func:`mark_stale` in the transaction that books energy, so a
   late row for a day already summed (a batch retried after an outage) marks its month stale
@@ -37,6 +37,7 @@ Keeping it current:
 
 from __future__ import annotations
 
+import asyncio
 import calendar
 import logging
 import time
@@ -62,7 +63,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from controller.energy.report import site_key
+from controller.energy.coverage import local_midnight
+from controller.energy.report import dark_seconds, site_key
 from controller.store.db import Database
 from controller.store.tables import EnergyDaily, EnergyMonthly, EnergyMonthlyState
 from schedules.sun import Site
@@ -144,7 +146,7 @@ async def close_months(
     if first is not None:
         for month, through in targets(first, today).items():
             if rebuild or due(known.get(month), through, key):
-                run.rows += await _rebuild(db, month, through, key, now)
+                run.rows += await _rebuild(db, site, month, through, key, now)
                 run.months.append(month)
     run.seconds = time.perf_counter() - started
     if run.months:
@@ -156,8 +158,17 @@ async def close_months(
     return run
 
 
-async def _rebuild(db: Database, month: date, through: date, key: str, now: datetime) -> int:
+async def _rebuild(
+    db: Database, site: Site, month: date, through: date, key: str, now: datetime
+) -> int:
     """Rebuild one month's rows for days ``month``..``through``; returns the rows written."""
+    # Sun events cost about a millisecond per uncached day: off the event loop.
+    dark_s = await asyncio.to_thread(
+        dark_seconds,
+        site,
+        local_midnight(month, site).astimezone(UTC),
+        local_midnight(through + timedelta(days=1), site).astimezone(UTC),
+    )
     d = _DAILY.c
     summed = (
         select(
@@ -188,7 +199,8 @@ async def _rebuild(db: Database, month: date, through: date, key: str, now: date
         rows, luminaires = (await conn.execute(counted)).one()
         state = {
             "month": month, "through_day": through, "site": key, "stale": False,
-            "rows": rows, "luminaires": luminaires, "built_at": now.astimezone(UTC),
+            "rows": rows, "luminaires": luminaires, "dark_s": dark_s,
+            "built_at": now.astimezone(UTC),
         }  # fmt: skip
         maker: Any = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
         upsert = maker(_STATE).values(state)

@@ -309,11 +309,10 @@ class EnergyMonthly(SQLModel, table=True):
 class EnergyMonthlyState(SQLModel, table=True):
     """What ``energy_monthly`` holds for one month: days ``month``..``through_day``.
 
-    ``site`` is the site it was built for (latitude, longitude, elevation, zone; the
-    rows do not depend on it since they hold covered dark seconds, but a change of site
-    rebuilds them, as before). ``stale`` is set by the telemetry writer when it books
-    energy on a day already summed; reports then read that month from ``energy_daily``
-    until the next rollup.
+    ``site`` is the site ``dark_s`` (the dark seconds of those days, the denominator of the
+    reports' coverage) was computed for (latitude, longitude, elevation, zone). ``stale``
+    is set by the telemetry writer when it books energy on a day already summed; reports
+    then read that month from ``energy_daily`` until the next rollup.
     ``rows`` above ``luminaires`` means a luminaire was moved during the month.
     """
 
@@ -325,6 +324,7 @@ class EnergyMonthlyState(SQLModel, table=True):
     stale: bool = False
     rows: int = 0
     luminaires: int = 0
+    dark_s: float = 0.0
     built_at: datetime = Field(default_factory=utcnow)
 
 

@@ -3,7 +3,8 @@
 Rows written before this revision have no coverage (0): telemetry did not record it, so their
 baseline is 0 (docs/ioc.md, "Coverage"). Every month of energy_monthly is marked stale, so
 the next rollup rebuilds it with the new columns; energy_monthly.dark_s is dropped (the
-baseline now counts covered dark seconds only).
+baseline now counts covered dark seconds only) and energy_monthly_state.dark_s holds the
+month's dark seconds instead (coverage's denominator).
 
 Revision ID: b8f3a07ccf22
 Revises: eea7bdc826c9
@@ -34,6 +35,10 @@ def upgrade() -> None:
             )
     # native ALTER TABLE ... DROP COLUMN (SQLite 3.35+): keeps energy_monthly WITHOUT ROWID
     op.drop_column('energy_monthly', 'dark_s')
+    op.add_column(
+        'energy_monthly_state',
+        sa.Column('dark_s', sa.Float(), nullable=False, server_default='0'),
+    )
     op.execute(sa.text('UPDATE energy_monthly_state SET stale = :yes').bindparams(yes=True))
 
 
@@ -41,6 +46,7 @@ def downgrade() -> None:
     op.add_column(
         'energy_monthly', sa.Column('dark_s', sa.Float(), nullable=False, server_default='0')
     )
+    op.drop_column('energy_monthly_state', 'dark_s')
     for table in TABLES:
         for column in COLUMNS:
             op.drop_column(table, column)
