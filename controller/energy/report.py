@@ -28,8 +28,8 @@ Definitions (docs/ioc.md has the long version):
 * **co2_kg** = energy in kWh x the grid factor (tCO2/MWh = kg/kWh); **cost_vnd** = energy in
   kWh x the tariff (``settings.energy``).
 
-Rounding, on output only: kWh and kg to 3 decimals (Wh, g), percent to 1, hours to 2, VND to
-whole dong.
+Rounding, on output only: kWh and kg to 3 decimals (Wh, g), percent to 1, burning hours to 2,
+the other hours and coverage to 3, VND to whole dong.
 
 Keys: ``ward`` and ``gateway`` on day/month periods are the ones copied into
 ``energy_daily`` when the energy was recorded (true to where it was used); ``energy_hourly``
@@ -613,18 +613,15 @@ async def _rolled_up(session: AsyncSession, req: _Request) -> dict[date, _Rolled
     rng = req.rng
     assert rng.first_day is not None and rng.last_day is not None
     s = EnergyMonthlyState
-    rows = (
-        await session.exec(
-            select(
-                col(s.month), col(s.through_day), col(s.rows), col(s.luminaires), col(s.dark_s)
-            ).where(
-                col(s.month) >= rng.first_day,
-                col(s.month) <= rng.last_day,
-                col(s.stale).is_(False),
-                col(s.site) == site_key(req.site),
-            )
-        )
-    ).all()
+    stmt = core_select(
+        col(s.month), col(s.through_day), col(s.rows), col(s.luminaires), col(s.dark_s)
+    ).where(
+        col(s.month) >= rng.first_day,
+        col(s.month) <= rng.last_day,
+        col(s.stale).is_(False),
+        col(s.site) == site_key(req.site),
+    )
+    rows = (await session.exec(stmt)).all()  # type: ignore[call-overload]
     tz = req.site.tzinfo
     return {
         month: _Rolled(through, n > luminaires, dark_s)
