@@ -20,9 +20,9 @@ its period times the luminaires in the inventory (:mod:`controller.energy.report
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from schedules.sun import Site, SunStatus, compute_sun_events
 
@@ -70,20 +70,34 @@ def overlap_s(intervals: list[tuple[datetime, datetime]], start: datetime, end: 
     return total
 
 
+@dataclass(frozen=True, slots=True)
+class LocalDay:
+    """One local day of the site: its end (UTC) and its dark intervals (UTC)."""
+
+    day: date
+    end: datetime
+    dark: list[tuple[datetime, datetime]]
+
+
 @dataclass(slots=True)
 class DarkCalendar:
-    """:func:`dark_intervals` of a site, remembered per day (the telemetry writer asks for
-    the same day thousands of times a second)."""
+    """The local days of a site with their dark intervals, remembered (the telemetry writer
+    asks for the same day thousands of times a second)."""
 
     site: Site
-    days: dict[date, list[tuple[datetime, datetime]]] = field(default_factory=dict)
+    tz: ZoneInfo = field(init=False)
+    days: dict[date, LocalDay] = field(default_factory=dict)
 
-    def __call__(self, day: date) -> list[tuple[datetime, datetime]]:
+    def __post_init__(self) -> None:
+        self.tz = self.site.tzinfo
+
+    def __call__(self, day: date) -> LocalDay:
         found = self.days.get(day)
         if found is None:
             if len(self.days) > 64:
                 self.days.clear()
-            found = self.days[day] = dark_intervals(self.site, day)
+            end = local_midnight(day + timedelta(days=1), self.site).astimezone(UTC)
+            found = self.days[day] = LocalDay(day, end, dark_intervals(self.site, day))
         return found
 
 
@@ -97,38 +111,34 @@ class Piece:
     dark_s: float
 
 
+_HOUR = timedelta(hours=1)
+
+
 def covered_pieces(
     site: Site,
     previous: datetime,
     current: datetime,
     max_gap_s: float,
-    dark: Callable[[date], list[tuple[datetime, datetime]]] | None = None,
+    calendar: DarkCalendar | None = None,
 ) -> list[Piece]:
     """The span ``previous``..``current`` (aware) cut by UTC hour and local day, if covered.
 
     Empty when the readings are more than ``max_gap_s`` apart, or not in order. The pieces'
-    seconds add up to the span. ``dark`` gives a day's dark intervals (default: a
-    :class:`DarkCalendar` of ``site``).
+    seconds add up to the span. ``calendar`` remembers the site's days (default: a new one).
     """
-    if dark is None:
-        dark = DarkCalendar(site)
     span = (current - previous).total_seconds()
     if span <= 0 or span > max_gap_s:
         return []
-    tz = site.tzinfo
+    if calendar is None:
+        calendar = DarkCalendar(site)
     out: list[Piece] = []
     start = previous.astimezone(UTC)
     end = current.astimezone(UTC)
     while start < end:
         hour = start.replace(minute=0, second=0, microsecond=0)
-        day = start.astimezone(tz).date()
-        next_midnight = local_midnight(day + timedelta(days=1), site).astimezone(UTC)
-        cut = min(end, hour + timedelta(hours=1), next_midnight)
-        out.append(
-            Piece(
-                hour, day, (cut - start).total_seconds(),
-                overlap_s(dark(day), start, cut),
-            )
-        )  # fmt: skip
+        local = calendar(start.astimezone(calendar.tz).date())
+        cut = min(end, hour + _HOUR, local.end)
+        seconds = (cut - start).total_seconds()
+        out.append(Piece(hour, local.day, seconds, overlap_s(local.dark, start, cut)))
         start = cut
     return out

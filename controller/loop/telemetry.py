@@ -27,7 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from controller.core.values import Reading
 from controller.energy.accounting import Sample, energy_between
-from controller.energy.coverage import DEFAULT_MAX_GAP_S, DarkCalendar, covered_pieces
+from controller.energy.coverage import DEFAULT_MAX_GAP_S, DarkCalendar, Piece, covered_pieces
 from controller.energy.rollup import mark_stale
 from controller.store.db import Database
 from controller.store.tables import EnergyDaily, EnergyHourly, IngestBatch, ReadingRow, StateChange
@@ -116,31 +116,35 @@ class EnergyLedger:
         burning = (
             (reading.at - prev_sample.at).total_seconds() if prev_on and reading.lamp_on else 0.0
         )
+        lid, ward, gateway = ref.luminaire_id, ref.ward, ref.gateway_id
         at = reading.at.astimezone(UTC)
         hour = at.replace(minute=0, second=0, microsecond=0)
-        day = at.astimezone(self.site.tzinfo).date()
-        key = (ref.luminaire_id, day, ref.ward, ref.gateway_id)
-        for bucket in (self.hourly.setdefault((ref.luminaire_id, hour), _Bucket()),
-                       self.daily.setdefault(key, _Bucket())):  # fmt: skip
-            bucket.samples += 1
+        day = at.astimezone(self.dark.tz).date()
         pieces = covered_pieces(self.site, prev_sample.at, reading.at, self.max_gap_s, self.dark)
         if not pieces:  # a gap: what the counter says was used is booked with this reading
-            for bucket in (self.hourly[(ref.luminaire_id, hour)], self.daily[key]):
-                bucket.energy_wh += delta.energy_wh
-                bucket.burning_s += burning
-            return delta.energy_wh
-        span_s = (reading.at - prev_sample.at).total_seconds()
-        for piece in pieces:  # spread evenly over the span, cut where the buckets are
-            share = piece.seconds / span_s
-            key = (ref.luminaire_id, piece.day, ref.ward, ref.gateway_id)
-            for bucket in (
-                self.hourly.setdefault((ref.luminaire_id, piece.hour), _Bucket()),
-                self.daily.setdefault(key, _Bucket()),
-            ):
-                bucket.energy_wh += delta.energy_wh * share
-                bucket.burning_s += burning * share
-                bucket.covered_s += piece.seconds
-                bucket.covered_dark_s += piece.dark_s
+            pieces_energy = [(Piece(hour, day, 0.0, 0.0), 1.0)]
+        else:  # spread evenly over the span, cut where the buckets are
+            span_s = (reading.at - prev_sample.at).total_seconds()
+            pieces_energy = [(p, p.seconds / span_s) for p in pieces]
+        h = d = _Bucket()
+        for piece, share in pieces_energy:
+            h = self.hourly.setdefault((lid, piece.hour), _Bucket())
+            d = self.daily.setdefault((lid, piece.day, ward, gateway), _Bucket())
+            energy_wh, burning_s = delta.energy_wh * share, burning * share
+            h.energy_wh += energy_wh
+            d.energy_wh += energy_wh
+            h.burning_s += burning_s
+            d.burning_s += burning_s
+            h.covered_s += piece.seconds
+            d.covered_s += piece.seconds
+            h.covered_dark_s += piece.dark_s
+            d.covered_dark_s += piece.dark_s
+        last = pieces_energy[-1][0]
+        if (last.hour, last.day) != (hour, day):  # the reading starts the next bucket
+            h = self.hourly.setdefault((lid, hour), _Bucket())
+            d = self.daily.setdefault((lid, day, ward, gateway), _Bucket())
+        h.samples += 1
+        d.samples += 1
         return delta.energy_wh
 
     def take(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
