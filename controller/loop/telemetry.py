@@ -126,7 +126,7 @@ class EnergyLedger:
         else:  # spread evenly over the span, cut where the buckets are
             span_s = (reading.at - prev_sample.at).total_seconds()
             pieces_energy = [(p, p.seconds / span_s) for p in pieces]
-        h = d = _Bucket()
+        h = d = _Bucket()  # (bound in the loop below, which runs at least once)
         for piece, share in pieces_energy:
             h = self.hourly.setdefault((lid, piece.hour), _Bucket())
             d = self.daily.setdefault((lid, piece.day, ward, gateway), _Bucket())
