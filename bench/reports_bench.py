@@ -42,7 +42,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bench.import_bench import drop_pg, pg_url
 from bench.machine import describe
 from controller.config.settings import EnergySettings, SiteSettings
-from controller.energy.report import GroupBy, Interval, energy_report, parse_range
+from controller.energy.report import GroupBy, Interval, dark_seconds, energy_report, parse_range
 from controller.energy.rollup import close_months
 from controller.faults.data import fault_stats
 from controller.store import migrate
@@ -113,21 +113,29 @@ def inventory(luminaires: int) -> dict[str, list[dict[str, Any]]]:
 
 def daily_rows(luminaires: int, days: int, seed: int = 7) -> list[tuple[Any, ...]]:
     """Day after day, every luminaire: the order the telemetry writer appends them in, so a
-    day's rows sit together on disk as they do in production."""
+    day's rows sit together on disk as they do in production. Every luminaire is covered all
+    day (coverage 1)."""
     rng = random.Random(seed)
     rows: list[tuple[Any, ...]] = []
     for d in range(days):
         day = FIRST_DAY + timedelta(days=d)
+        midnight = datetime.combine(day, dt_time(0), tzinfo=SITE.tzinfo)
+        dark_s = dark_seconds(SITE, midnight, midnight + timedelta(days=1))
         for i in range(luminaires):
             rated = (60.0, 100.0, 150.0)[i % 3]
             burning = 11.5 * 3600 + rng.uniform(-1800, 1800)
             ward = WARDS[(i // PER_GATEWAY) % len(WARDS)]
             energy = rated * 0.7 * burning / 3600
-            rows.append((i + 1, day, ward, i // PER_GATEWAY + 1, energy, burning, 8640))
+            rows.append(
+                (i + 1, day, ward, i // PER_GATEWAY + 1, energy, burning, 8640, 86400.0, dark_s)
+            )
     return rows
 
 
-COLUMNS = ("luminaire_id", "day", "ward", "gateway_id", "energy_wh", "burning_s", "samples")
+COLUMNS = (
+    "luminaire_id", "day", "ward", "gateway_id", "energy_wh", "burning_s", "samples",
+    "covered_s", "covered_dark_s",
+)  # fmt: skip
 
 
 async def fill(db: Database, luminaires: int, days: int) -> tuple[float, int]:
@@ -165,11 +173,14 @@ async def fill(db: Database, luminaires: int, days: int) -> tuple[float, int]:
     return time.perf_counter() - started, len(rows)
 
 
-HOURLY_COLUMNS = ("luminaire_id", "hour", "energy_wh", "burning_s", "samples")
+HOURLY_COLUMNS = (
+    "luminaire_id", "hour", "energy_wh", "burning_s", "samples", "covered_s", "covered_dark_s",
+)  # fmt: skip
 
 
 def hourly_rows(luminaires: int, days: int) -> list[tuple[Any, ...]]:
-    """Every hour of ``days`` days from FIRST_DAY (local midnight), lit from 18:00 to 06:00."""
+    """Every hour of ``days`` days from FIRST_DAY (local midnight), lit from 18:00 to 06:00,
+    covered all day (the lit hours taken as the dark ones)."""
     start = datetime.combine(FIRST_DAY, dt_time(0), tzinfo=SITE.tzinfo).astimezone(UTC)
     hours = [start + timedelta(hours=h) for h in range(days * 24)]
     lit = [not 6 <= h.astimezone(SITE.tzinfo).hour < 18 for h in hours]
@@ -177,7 +188,8 @@ def hourly_rows(luminaires: int, days: int) -> list[tuple[Any, ...]]:
     for hour, on in zip(hours, lit, strict=True):  # hour after hour, as written
         for i in range(luminaires):
             rated = (60.0, 100.0, 150.0)[i % 3]
-            rows.append((i + 1, hour, rated * 0.7 if on else 0.0, 3600.0 if on else 0.0, 360))
+            lit_s = 3600.0 if on else 0.0
+            rows.append((i + 1, hour, rated * 0.7 if on else 0.0, lit_s, 360, 3600.0, lit_s))
     return rows
 
 

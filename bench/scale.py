@@ -43,6 +43,7 @@ from sqlalchemy import insert, select
 
 from bench.machine import describe
 from controller.access.auth import Principal
+from controller.config.settings import SiteSettings
 from controller.core.values import Address, DeviceFlag, Reading
 from controller.inventory.importer import ImportFormat, import_inventory
 from controller.inventory.schemas import Role
@@ -179,12 +180,9 @@ async def ingest_system(db: Database, rounds: list[list[tuple[LuminaireRef, Read
     """The sink as the controller runs it: writer task + offers per round."""
     total = sum(len(r) for r in rounds)
     sink = TelemetrySink(
-        db, tz=datetime.now().astimezone().tzinfo or UTC,  # type: ignore[arg-type]
-        capacity=max(200_000, total), batch_size=INGEST_BATCH,
+        db, site=SiteSettings().to_site(), capacity=max(200_000, total),
+        batch_size=INGEST_BATCH,
     )  # fmt: skip
-    from zoneinfo import ZoneInfo
-
-    sink.ledger.tz = ZoneInfo("Asia/Ho_Chi_Minh")
     gc.collect()
     started = time.perf_counter()
     writer = asyncio.create_task(sink.run())

@@ -67,10 +67,14 @@ async def energy_page(
             {"field": p.field.replace(" (query)", ""), "message": p.message} for p in exc.errors
         ]
         return render(request, "energy.html", context, user=user, nav="energy", status=422)
-    report = await energy_report(
-        session=session, site=settings.site.to_site(), energy=settings.energy, rng=rng,
-        group_by=GroupBy.WARD, limit=MAX_CHART_DAYS * 1000, offset=0, now=now_of(request),
-    )  # fmt: skip
+    # per ward, and in total: a day's coverage counts the wards that did not report too
+    report, site_total = [
+        await energy_report(
+            session=session, site=settings.site.to_site(), energy=settings.energy, rng=rng,
+            group_by=group_by, limit=MAX_CHART_DAYS * 1000, offset=0, now=now_of(request),
+        )
+        for group_by in (GroupBy.WARD, GroupBy.TOTAL)
+    ]  # fmt: skip
     days = [
         (rng.first_day + timedelta(days=i)).isoformat()
         for i in range((rng.last_day - rng.first_day).days + 1)
@@ -80,15 +84,12 @@ async def energy_page(
     per_ward: dict[str, EnergyTotals] = {w: EnergyTotals() for w in wards}
     values: dict[tuple[str, str], float] = {}
     for row in report.items:
-        part = EnergyTotals(
-            row.energy_kwh, row.baseline_kwh, row.co2_kg, row.cost_vnd, row.luminaires
-        )
-        per_day[row.period] = per_day.get(row.period, EnergyTotals()) + part
-        per_ward[row.key] = per_ward[row.key] + part
+        per_ward[row.key] = per_ward[row.key] + EnergyTotals.of(row)
         values[(row.period, row.key)] = row.energy_kwh
     total = EnergyTotals()
-    for part in per_ward.values():
-        total = total + part
+    for row in site_total.items:
+        per_day[row.period] = EnergyTotals.of(row)
+        total = total + per_day[row.period]
     daily = stacked_bars(
         days, wards, values, unit="kWh", number=lambda v: t.num(v, 1),
         category_label=t.short_day,

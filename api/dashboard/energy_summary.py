@@ -1,8 +1,9 @@
 """Energy today and this month, with savings, from the IOC energy reports.
 
 The numbers come from :mod:`controller.energy.report` (the code behind
-``GET /api/v1/energy``), so the overview and the IOC see the same figures. The reports
-are asked with ``now``, so today's baseline counts only the darkness that has passed.
+``GET /api/v1/energy``), so the overview and the IOC see the same figures: the baseline
+counts only dark time telemetry covered, and ``coverage`` says how much of the inventory's
+dark time so far that is (docs/ioc.md, "Coverage").
 """
 
 from __future__ import annotations
@@ -18,11 +19,29 @@ from controller.energy.report import EnergyRow, GroupBy, Interval, energy_report
 
 @dataclass(frozen=True, slots=True)
 class EnergyTotals:
+    """Sums of report rows; coverage from the sums of covered and possible dark hours."""
+
     energy_kwh: float = 0.0
     baseline_kwh: float = 0.0
     co2_kg: float = 0.0
     cost_vnd: float = 0.0
     luminaires: int = 0
+    covered_dark_hours: float = 0.0
+    possible_dark_hours: float = 0.0  # dark hours x luminaires in the inventory
+
+    @classmethod
+    def of(cls, row: EnergyRow) -> EnergyTotals:
+        return cls(
+            row.energy_kwh, row.baseline_kwh, row.co2_kg, row.cost_vnd, row.luminaires,
+            row.covered_dark_hours, row.dark_hours * row.luminaires_inventory,
+        )  # fmt: skip
+
+    @property
+    def coverage(self) -> float | None:
+        """Share (0..1) of the inventory's dark time that telemetry covered."""
+        if self.possible_dark_hours <= 0:
+            return None
+        return min(1.0, self.covered_dark_hours / self.possible_dark_hours)
 
     @property
     def savings_kwh(self) -> float:
@@ -41,13 +60,15 @@ class EnergyTotals:
             self.co2_kg + other.co2_kg,
             self.cost_vnd + other.cost_vnd,
             max(self.luminaires, other.luminaires),
+            self.covered_dark_hours + other.covered_dark_hours,
+            self.possible_dark_hours + other.possible_dark_hours,
         )
 
 
 def totals(rows: list[EnergyRow]) -> EnergyTotals:
     out = EnergyTotals()
     for r in rows:
-        out = out + EnergyTotals(r.energy_kwh, r.baseline_kwh, r.co2_kg, r.cost_vnd, r.luminaires)
+        out = out + EnergyTotals.of(r)
     return out
 
 
@@ -58,7 +79,8 @@ class EnergySummary:
 
     @property
     def has_data(self) -> bool:
-        return self.month.energy_kwh > 0 or self.month.baseline_kwh > 0
+        """A luminaire reported this month (its figures may all still be 0)."""
+        return self.month.luminaires > 0
 
 
 async def energy_summary(

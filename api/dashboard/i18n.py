@@ -162,6 +162,10 @@ STRINGS: Mapping[str, tuple[str, str]] = {
     "energy_month": ("Điện năng tháng này", "Energy this month"),
     "savings_of": ("tiết kiệm {kwh} kWh ({pct})", "saved {kwh} kWh ({pct})"),
     "co2_cost": ("{co2} kg CO₂ · {cost} đồng", "{co2} kg CO₂ · {cost} VND"),
+    "coverage_of": (
+        "so với {pct} thời gian tối có số liệu đo",
+        "against the {pct} of dark time with telemetry",
+    ),
     "no_energy": ("Chưa có số liệu năng lượng.", "No energy data yet."),
     "energy_details": ("Báo cáo năng lượng", "Energy report"),
     # --- map
@@ -328,6 +332,7 @@ STRINGS: Mapping[str, tuple[str, str]] = {
     "baseline_kwh": ("Mức cơ sở (kWh)", "Baseline (kWh)"),
     "savings_kwh": ("Tiết kiệm (kWh)", "Savings (kWh)"),
     "savings_pct": ("Tiết kiệm (%)", "Savings (%)"),
+    "coverage": ("Độ phủ số liệu (%)", "Coverage (%)"),
     "co2_kg": ("CO₂ (kg)", "CO₂ (kg)"),
     "cost_vnd": ("Chi phí (đồng)", "Cost (VND)"),
     "luminaires_reporting": ("Số đèn có số liệu", "Luminaires reporting"),

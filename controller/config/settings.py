@@ -290,6 +290,15 @@ class EnergySettings(_Section):
         "chính sự nghiệp, cấp điện áp dưới 6 kV), 2,226 VND/kWh from 10 May 2025 "
         "(Decision 1279/QĐ-BCT of 9 May 2025)",
     )
+    coverage_max_gap_s: float = Field(
+        120.0,
+        gt=0,
+        le=3600,
+        description="Two consecutive readings of a luminaire at most this far apart cover the "
+        "time between them; only covered dark time counts in the baseline (docs/ioc.md, "
+        "Coverage). At least the Modbus poll and MQTT read intervals; the default is the "
+        "default controller.mqtt_stale_after_s",
+    )
 
 
 class SecuritySettings(_Section):
@@ -352,6 +361,17 @@ class Settings(BaseSettings):
     api: ApiSettings = ApiSettings()
     energy: EnergySettings = EnergySettings()
     security: SecuritySettings = SecuritySettings()
+
+    @model_validator(mode="after")
+    def _coverage_gap_spans_a_poll(self) -> Self:
+        """A gap shorter than the poll would leave every luminaire-hour uncovered."""
+        poll_s = max(self.modbus.poll_interval_s, self.controller.mqtt_read_interval_s)
+        if self.energy.coverage_max_gap_s < poll_s:
+            raise ValueError(
+                f"energy.coverage_max_gap_s ({self.energy.coverage_max_gap_s:g}) must be at "
+                f"least modbus.poll_interval_s and controller.mqtt_read_interval_s ({poll_s:g})"
+            )
+        return self
 
     @property
     def database_url(self) -> str:

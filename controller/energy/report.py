@@ -12,21 +12,24 @@ Served from the rollups, aggregated in SQL (``GROUP BY`` period and key, paginat
 Definitions (docs/ioc.md has the long version):
 
 * **energy**: what the luminaires' counters (or integrated power) booked into the rollups.
-* **baseline**: the same luminaires at 100 % of their rated power from sunset to sunrise, i.e.
-  for every rollup row (one luminaire in one local day, or in one hour) the luminaire's rated
-  power (its current lamp type) times the dark time of that day or hour: the part of it
-  between a sunset and the next sunrise (``schedules.sun``: the sun's upper limb on the
-  horizon with standard refraction, as almanacs give them). A luminaire counts only in the
-  days (hours) it has a rollup row, i.e. in which it reported; a luminaire that did not
-  report has neither energy nor baseline, so missing data never shows as savings. Dark time
-  after the moment of the request does not count (tonight's darkness is not a saving yet).
+* **baseline**: the same luminaires at 100 % of their rated power from sunset to sunrise, over
+  the time telemetry covered: for every rollup row (one luminaire in one local day, or in one
+  hour) the luminaire's rated power (its current lamp type) times the row's
+  ``covered_dark_s``, the dark part (``schedules.sun``: between a sunset and the next
+  sunrise, upper limb on the horizon with standard refraction, as almanacs give them) of the
+  time its consecutive readings covered (:mod:`controller.energy.coverage`). Time nobody
+  measured (before a controller started, a gateway offline, before a luminaire was
+  installed, tonight still to come) is never a saving.
+* **coverage** = covered dark seconds / (the period's dark seconds up to ``now`` x the
+  luminaires in the inventory for the key today), at most 1: how much of the full baseline
+  the row's baseline is.
 * **savings** = baseline - energy (negative when lamps burned more than the baseline, e.g.
   day burners); **savings_pct** = savings / baseline x 100 (``None`` when the baseline is 0).
 * **co2_kg** = energy in kWh x the grid factor (tCO2/MWh = kg/kWh); **cost_vnd** = energy in
   kWh x the tariff (``settings.energy``).
 
-Rounding, on output only: kWh and kg to 3 decimals (Wh, g), percent to 1, hours to 2, VND to
-whole dong.
+Rounding, on output only: kWh and kg to 3 decimals (Wh, g), percent to 1, burning hours to 2,
+the other hours and coverage to 3, VND to whole dong.
 
 Keys: ``ward`` and ``gateway`` on day/month periods are the ones copied into
 ``energy_daily`` when the energy was recorded (true to where it was used); ``energy_hourly``
@@ -51,7 +54,6 @@ from zoneinfo import ZoneInfo
 from pydantic import ConfigDict, Field
 from sqlalchemy import (
     Date,
-    Float,
     Integer,
     and_,
     column,
@@ -68,6 +70,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from controller.config.settings import EnergySettings
 from controller.core.errors import FieldProblem, InvalidInput
 from controller.energy.accounting import co2_kg
+from controller.energy.coverage import dark_intervals, overlap_s
 from controller.inventory.data import group_condition
 from controller.inventory.schemas import Page, _Out
 from controller.store.tables import (
@@ -80,7 +83,7 @@ from controller.store.tables import (
     Luminaire,
     LuminaireGroup,
 )
-from schedules.sun import Site, SunStatus, compute_sun_events
+from schedules.sun import Site
 
 MAX_HOUR_RANGE_DAYS = 93
 """Longest range an hourly report covers (about a quarter: 2,232 rows per key)."""
@@ -119,13 +122,35 @@ class EnergyRow(_Out):
     key: str = Field(description="'all', the ward, or the group / gateway / luminaire id")
     name: str | None = Field(description="The site, ward, group, gateway or luminaire name")
     energy_kwh: float
-    baseline_kwh: float = Field(description="Same luminaires at 100 % from sunset to sunrise")
+    baseline_kwh: float = Field(
+        description="Same luminaires at 100 % from sunset to sunrise, over the dark time "
+        "telemetry covered (see coverage)"
+    )
     savings_kwh: float = Field(description="baseline_kwh - energy_kwh")
     savings_pct: float | None = Field(description="savings / baseline x 100; null if no baseline")
     co2_kg: float = Field(description="energy_kwh x grid factor (kg CO2)")
     cost_vnd: int = Field(description="energy_kwh x tariff, whole VND, VAT excluded")
     burning_hours: float = Field(description="Lamp-hours lit, summed over the luminaires")
     luminaires: int = Field(description="Luminaires that reported in the period")
+    luminaires_inventory: int = Field(
+        description="Luminaires in the inventory for this key now (ward, gateway and group as "
+        "they are today)"
+    )
+    covered_hours: float = Field(
+        description="Luminaire-hours telemetry covered (readings at most "
+        "energy.coverage_max_gap_s apart), day and night"
+    )
+    covered_dark_hours: float = Field(
+        description="The dark part of covered_hours: baseline_kwh is rated power x this"
+    )
+    dark_hours: float = Field(
+        description="Hours of the period between sunset and sunrise, up to now"
+    )
+    coverage: float | None = Field(
+        description="covered_dark_hours / (dark_hours x luminaires_inventory), at most 1: the "
+        "share of the whole inventory's dark time that baseline_kwh covers; null when that "
+        "is 0"
+    )
 
 
 FIELDS: tuple[str, ...] = tuple(EnergyRow.model_fields)
@@ -250,31 +275,6 @@ def _local_midnight(day: date, tz: ZoneInfo) -> datetime:
 # --- dark time (pure) ------------------------------------------------------------------------
 
 
-def dark_intervals(site: Site, day: date) -> list[tuple[datetime, datetime]]:
-    """The parts of local ``day`` between a sunset and the next sunrise, in UTC.
-
-    Ordinary day: midnight to sunrise, and sunset to midnight. Polar night: the whole day;
-    polar day: nothing. Near a polar season a date may hold a sunset but no sunrise (dark
-    from sunset on) or the reverse, or a sunset before the sunrise (dark in between).
-    """
-    tz = site.tzinfo
-    start = _local_midnight(day, tz).astimezone(UTC)
-    end = _local_midnight(day + timedelta(days=1), tz).astimezone(UTC)
-    events = compute_sun_events(site, day)
-    rise = None if events.sunrise is None else events.sunrise.astimezone(UTC)
-    sets = None if events.sunset is None else events.sunset.astimezone(UTC)
-    if rise is None and sets is None:
-        return [(start, end)] if events.status is SunStatus.POLAR_NIGHT else []
-    if rise is not None and sets is not None and sets < rise:
-        return [(sets, rise)]
-    out: list[tuple[datetime, datetime]] = []
-    if rise is not None:
-        out.append((start, rise))
-    if sets is not None:
-        out.append((sets, end))
-    return out
-
-
 def dark_seconds(site: Site, start: datetime, end: datetime) -> float:
     """Seconds of ``start``..``end`` (aware, end exclusive) between sunset and sunrise."""
     if end <= start:
@@ -284,10 +284,7 @@ def dark_seconds(site: Site, start: datetime, end: datetime) -> float:
     last = (end - timedelta(microseconds=1)).astimezone(tz).date()
     total = 0.0
     while day <= last:
-        for a, b in dark_intervals(site, day):
-            overlap = (min(b, end) - max(a, start)).total_seconds()
-            if overlap > 0:
-                total += overlap
+        total += overlap_s(dark_intervals(site, day), start, end)
         day += timedelta(days=1)
     return total
 
@@ -324,16 +321,6 @@ def _date_buckets(
     return buckets, days
 
 
-def _nights(
-    site: Site, days: Sequence[tuple[date, date]], now: datetime | None
-) -> list[tuple[date, date, float]]:
-    """(day, bucket key, dark seconds) for ``days``.
-
-    Dark time after ``now`` does not count: today's darkness still to come is no saving.
-    """
-    return [(day, key, day_dark_seconds(site, day, now)) for day, key in days]
-
-
 def site_key(site: Site) -> str:
     """What dark seconds depend on: position, elevation, zone and the sunrise/sunset
     horizon (``site.horizon_dip``), not the site's name."""
@@ -341,18 +328,6 @@ def site_key(site: Site) -> str:
         f"{site.latitude!r},{site.longitude!r},{site.elevation_m!r},{site.timezone},"
         f"{site.horizon_deg!r}"
     )
-
-
-def day_dark_seconds(site: Site, day: date, now: datetime | None = None) -> float:
-    """Dark seconds of local ``day`` (before ``now``, if given): a day's baseline factor.
-
-    The daily report and the monthly rollup (:mod:`controller.energy.rollup`) both take a
-    day's dark time from here, so their baselines agree to the last bit.
-    """
-    tz = site.tzinfo
-    day_start = _local_midnight(day, tz).astimezone(UTC)
-    day_end = _local_midnight(day + timedelta(days=1), tz).astimezone(UTC)
-    return dark_seconds(site, day_start, day_end if now is None else min(day_end, now))
 
 
 # --- SQL -------------------------------------------------------------------------------------
@@ -364,8 +339,10 @@ class _Aggregate:
     key: Any
     energy_wh: float
     burning_s: float
-    baseline_factor: float  # Wh*3600 (day/month: rated W x dark s) or W (hour: rated W)
+    baseline_ws: float  # rated W x covered dark s, summed over the luminaires
     luminaires: int
+    covered_s: float
+    covered_dark_s: float
 
 
 def _membership(groups: Sequence[LuminaireGroup]) -> Any:
@@ -432,11 +409,34 @@ async def _aggregate(
             *grouping
         )
         total = (await session.exec(select(func.count()).select_from(counted.subquery()))).one()
-    out = [
-        _Aggregate(r[0], r[1], float(r[2] or 0), float(r[3] or 0), float(r[4] or 0), int(r[5]))
-        for r in rows
-    ]
-    return out, total
+    return [_aggregate_of(r) for r in rows], total
+
+
+def _aggregate_of(r: Sequence[Any]) -> _Aggregate:
+    """(bucket, key, energy, burning, baseline W s, luminaires, covered s, covered dark s)."""
+    return _Aggregate(
+        r[0], r[1], float(r[2] or 0), float(r[3] or 0), float(r[4] or 0), int(r[5]),
+        float(r[6] or 0), float(r[7] or 0),
+    )  # fmt: skip
+
+
+async def _inventory(session: AsyncSession, req: _Request, keys: set[Any]) -> dict[Any, int]:
+    """Luminaires in the inventory now, per key of ``keys`` (ward, gateway, group as today)."""
+    lid = col(Luminaire.id)
+    if req.group_by is GroupBy.LUMINAIRE:
+        return dict.fromkeys(keys, 1)
+    if not keys:
+        return {}
+    stmt: Any
+    if req.group_by is GroupBy.TOTAL:
+        stmt = select(literal("all"), func.count(lid))
+    elif req.group_by is GroupBy.GROUP:
+        members = _membership(req.groups)
+        stmt = select(members.c.group_id, func.count()).group_by(members.c.group_id)
+    else:
+        column_ = col(Luminaire.ward) if req.group_by is GroupBy.WARD else col(Luminaire.gateway_id)
+        stmt = select(column_, func.count(lid)).where(column_.in_(keys)).group_by(column_)
+    return {row[0]: int(row[1]) for row in (await session.exec(stmt)).all()}
 
 
 async def _names(
@@ -462,12 +462,17 @@ def _row(
     key: Any,
     name: str | None,
     agg: _Aggregate,
-    baseline_wh: float,
+    *,
+    dark_s: float,
+    inventory: int,
     energy: EnergySettings,
     tz: ZoneInfo,
 ) -> EnergyRow:
+    """One row; ``dark_s`` is the bucket's dark time so far, ``inventory`` the key's count."""
     energy_wh = agg.energy_wh
+    baseline_wh = agg.baseline_ws / 3600.0
     savings_wh = baseline_wh - energy_wh
+    possible_s = dark_s * inventory
     kwh = energy_wh / 1000.0
     return EnergyRow(
         period=bucket.label,
@@ -483,6 +488,11 @@ def _row(
         cost_vnd=round(kwh * energy.tariff_vnd_per_kwh),
         burning_hours=round(agg.burning_s / 3600.0, 2),
         luminaires=agg.luminaires,
+        luminaires_inventory=inventory,
+        covered_hours=round(agg.covered_s / 3600.0, 3),
+        covered_dark_hours=round(agg.covered_dark_s / 3600.0, 3),
+        dark_hours=round(dark_s / 3600.0, 3),
+        coverage=round(min(1.0, agg.covered_dark_s / possible_s), 3) if possible_s > 0 else None,
     )
 
 
@@ -513,8 +523,8 @@ async def energy_report(
 ) -> EnergyReport:
     """One page of the report for ``rng`` (see the module doc for every definition).
 
-    With ``now``, the baseline counts dark time only up to ``now``, so a period still under
-    way is compared with the darkness that has passed, not with the whole night.
+    With ``now``, a row's dark hours (coverage's denominator) stop at ``now``, so a period
+    still under way is measured against the darkness that has passed.
     ``monthly=False`` reads ``energy_daily`` only (the same figures, slower: for comparisons).
     """
     groups: list[LuminaireGroup] = []
@@ -557,12 +567,33 @@ async def _daily(session: AsyncSession, req: _Request) -> tuple[list[EnergyRow],
         if not covered or await _rolled_up(session, req) == covered:
             break
     else:
-        aggs, total = await _date_aggregates(session, req, days, {})
-    names = await _names(session, req.group_by, {a.key for a in aggs}, req.site.name)
+        covered = {}
+        aggs, total = await _date_aggregates(session, req, days, covered)
+    keys = {a.key for a in aggs}
+    names = await _names(session, req.group_by, keys, req.site.name)
+    inventory = await _inventory(session, req, keys)
     tz = req.site.tzinfo
+    page = {a.bucket: buckets[a.bucket] for a in aggs}
+
+    def dark_of_buckets() -> dict[Any, float]:
+        """Dark seconds so far per bucket; a rolled-up month's days from its state (the
+        same sum: whole seconds), so those need no sun events."""
+        out = {}
+        for k, b in page.items():
+            end = b.end if req.now is None else min(b.end, req.now)
+            rolled = covered.get(k)
+            if rolled is None:
+                out[k] = dark_seconds(req.site, b.start, end)
+            else:
+                after = _local_midnight(rolled.through_day + timedelta(days=1), tz)
+                out[k] = rolled.dark_s + dark_seconds(req.site, after.astimezone(UTC), end)
+        return out
+
+    # Sun events cost about a millisecond per uncached day: off the event loop.
+    dark = await asyncio.to_thread(dark_of_buckets)
     return [
-        _row(buckets[a.bucket], a.key, names.get(a.key), a, a.baseline_factor / 3600.0,
-             req.energy, tz)
+        _row(buckets[a.bucket], a.key, names.get(a.key), a, dark_s=dark[a.bucket],
+             inventory=inventory.get(a.key, 0), energy=req.energy, tz=tz)
         for a in aggs
     ], total  # fmt: skip
 
@@ -573,6 +604,7 @@ class _Rolled:
 
     through_day: date
     split: bool  # a luminaire has several rows (moved during the month)
+    dark_s: float  # of the days month..through_day
 
 
 async def _rolled_up(session: AsyncSession, req: _Request) -> dict[date, _Rolled]:
@@ -585,20 +617,19 @@ async def _rolled_up(session: AsyncSession, req: _Request) -> dict[date, _Rolled
     rng = req.rng
     assert rng.first_day is not None and rng.last_day is not None
     s = EnergyMonthlyState
-    rows = (
-        await session.exec(
-            select(col(s.month), col(s.through_day), col(s.rows), col(s.luminaires)).where(
-                col(s.month) >= rng.first_day,
-                col(s.month) <= rng.last_day,
-                col(s.stale).is_(False),
-                col(s.site) == site_key(req.site),
-            )
-        )
-    ).all()
+    stmt = core_select(
+        col(s.month), col(s.through_day), col(s.rows), col(s.luminaires), col(s.dark_s)
+    ).where(
+        col(s.month) >= rng.first_day,
+        col(s.month) <= rng.last_day,
+        col(s.stale).is_(False),
+        col(s.site) == site_key(req.site),
+    )
+    rows = (await session.exec(stmt)).all()  # type: ignore[call-overload]
     tz = req.site.tzinfo
     return {
-        month: _Rolled(through, n > luminaires)
-        for month, through, n, luminaires in rows
+        month: _Rolled(through, n > luminaires, dark_s)
+        for month, through, n, luminaires, dark_s in rows
         if month <= through <= rng.last_day
         and (req.now is None or _local_midnight(through + timedelta(days=1), tz) <= req.now)
     }
@@ -620,11 +651,12 @@ _BOOKED = frozenset({GroupBy.WARD, GroupBy.GATEWAY})
 
 
 def _per_key(req: _Request, per_luminaire: Any, bucket: Any, *, distinct: bool) -> Select[Any]:
-    """(bucket, key, energy, burning, baseline factor, luminaires) grouped by bucket and key.
+    """(bucket, key, energy, burning, baseline W s, luminaires, covered s, covered dark s)
+    grouped by bucket and key.
 
-    ``per_luminaire`` has columns lid, booked (ward or gateway), energy_wh, burning_s and
-    dark_s, one row per luminaire and bucket unless ``distinct`` (then luminaires are
-    counted distinct).
+    ``per_luminaire`` has columns lid, booked (ward or gateway), energy_wh, burning_s,
+    covered_s and covered_dark_s, one row per luminaire and bucket unless ``distinct`` (then
+    luminaires are counted distinct).
     """
     stmt = (
         core_select(per_luminaire.c.lid)
@@ -639,10 +671,12 @@ def _per_key(req: _Request, per_luminaire: Any, bucket: Any, *, distinct: bool) 
         (literal("all") if key is None else key).label("key"),
         func.sum(per_luminaire.c.energy_wh).label("energy_wh"),
         func.sum(per_luminaire.c.burning_s).label("burning_s"),
-        func.sum(col(LampType.rated_power_w) * per_luminaire.c.dark_s).label("baseline"),
+        func.sum(col(LampType.rated_power_w) * per_luminaire.c.covered_dark_s).label("baseline"),
         (func.count(func.distinct(per_luminaire.c.lid)) if distinct else func.count()).label(
             "luminaires"
         ),
+        func.sum(per_luminaire.c.covered_s).label("covered_s"),
+        func.sum(per_luminaire.c.covered_dark_s).label("covered_dark_s"),
     ).group_by(*grouping)
 
 
@@ -675,7 +709,8 @@ async def _date_aggregates(
             (m_booked if m_booked is not None else literal(None)).label("booked"),
             col(m.energy_wh),
             col(m.burning_s),
-            col(m.dark_s),
+            col(m.covered_s),
+            col(m.covered_dark_s),
         ]
         return core_select(*columns).where(col(m.month).in_(months))
 
@@ -686,38 +721,36 @@ async def _date_aggregates(
             parts.append(_per_key(req, rows, rows.c.bucket, distinct=split))
     uncovered = [t for t in days if not (t[1] in covered and t[0] <= covered[t[1]].through_day)]
     if uncovered:
-        # Sun events cost about a millisecond per uncached day: off the event loop.
-        daily = await asyncio.to_thread(_nights, req.site, uncovered, req.now)
         # Days: one row per luminaire and day, as a rollup row already is. Months: first per
         # luminaire (and ward or gateway, as booked) and month, reading the big table with
         # no join but the small calendar, then per key with the rated power; not needed
         # when each month has one day left here (typically today, after the rollup's days).
-        per_bucket = Counter(key for _day, key, _dark in daily)
+        per_bucket = Counter(key for _day, key in uncovered)
         summed = month and max(per_bucket.values()) > 1
         e = EnergyDaily
-        nights = (
-            values(
-                column("day", Date), column("bucket", Date), column("dark_s", Float),
-                name="nights",
-            )
-            .data(daily)
-            .cte("nights")
-        )  # fmt: skip
+        calendar_ = (
+            values(column("day", Date), column("bucket", Date), name="calendar")
+            .data(list(uncovered))
+            .cte("calendar")
+        )
         booked = {GroupBy.WARD: col(e.ward), GroupBy.GATEWAY: col(e.gateway_id)}.get(group_by)
         keys = [
             col(e.luminaire_id).label("lid"),
-            nights.c.bucket.label("bucket"),
+            calendar_.c.bucket.label("bucket"),
             (booked if booked is not None else literal(None)).label("booked"),
         ]
         sums = [
             (func.sum(e.energy_wh) if summed else col(e.energy_wh)).label("energy_wh"),
             (func.sum(e.burning_s) if summed else col(e.burning_s)).label("burning_s"),
-            (func.sum(nights.c.dark_s) if summed else nights.c.dark_s).label("dark_s"),
+            (func.sum(e.covered_s) if summed else col(e.covered_s)).label("covered_s"),
+            (func.sum(e.covered_dark_s) if summed else col(e.covered_dark_s)).label(
+                "covered_dark_s"
+            ),
         ]
-        ranges = _day_ranges([t[0] for t in daily])
+        ranges = _day_ranges([t[0] for t in uncovered])
         stmt = (
             core_select(*keys, *sums)
-            .join(nights, nights.c.day == col(e.day))
+            .join(calendar_, calendar_.c.day == col(e.day))
             .where(or_(*(and_(col(e.day) >= a, col(e.day) <= b) for a, b in ranges)))
         )
         if summed:
@@ -736,8 +769,8 @@ async def _page(
     g = grouped.c
     paged = (
         core_select(
-            g.bucket, g.key, g.energy_wh, g.burning_s, g.baseline, g.luminaires,
-            func.count().over().label("total_rows"),
+            g.bucket, g.key, g.energy_wh, g.burning_s, g.baseline, g.luminaires, g.covered_s,
+            g.covered_dark_s, func.count().over().label("total_rows"),
         )
         .order_by(g.bucket, g.key)
         .limit(limit)
@@ -748,11 +781,7 @@ async def _page(
         total = int(rows[0][-1])
     else:  # past the last page: count the groups alone
         total = (await session.exec(select(func.count()).select_from(grouped))).one()
-    out = [
-        _Aggregate(r[0], r[1], float(r[2] or 0), float(r[3] or 0), float(r[4] or 0), int(r[5]))
-        for r in rows
-    ]
-    return out, total
+    return [_aggregate_of(r) for r in rows], total
 
 
 async def _hourly(session: AsyncSession, req: _Request) -> tuple[list[EnergyRow], int]:
@@ -770,11 +799,15 @@ async def _hourly(session: AsyncSession, req: _Request) -> tuple[list[EnergyRow]
     measures = [
         func.sum(h.energy_wh),
         func.sum(h.burning_s),
-        func.sum(LampType.rated_power_w),
+        func.sum(col(LampType.rated_power_w) * col(h.covered_dark_s)),
         func.count(),  # one row per luminaire and hour
+        func.sum(h.covered_s),
+        func.sum(h.covered_dark_s),
     ]
     aggs, total = await _aggregate(session, stmt, col(h.hour), key, measures, req.limit, req.offset)
-    names = await _names(session, req.group_by, {a.key for a in aggs}, req.site.name)
+    keys = {a.key for a in aggs}
+    names = await _names(session, req.group_by, keys, req.site.name)
+    inventory = await _inventory(session, req, keys)
     tz = req.site.tzinfo
     hours = sorted({_as_utc(a.bucket) for a in aggs})
 
@@ -791,8 +824,10 @@ async def _hourly(session: AsyncSession, req: _Request) -> tuple[list[EnergyRow]
         hour = _as_utc(a.bucket)
         label = hour.astimezone(tz).isoformat(timespec="minutes")
         bucket = _Bucket(label, hour, hour + timedelta(hours=1))
-        baseline_wh = a.baseline_factor * dark[hour] / 3600.0
-        rows.append(_row(bucket, a.key, names.get(a.key), a, baseline_wh, req.energy, tz))
+        rows.append(
+            _row(bucket, a.key, names.get(a.key), a, dark_s=dark[hour],
+                 inventory=inventory.get(a.key, 0), energy=req.energy, tz=tz)
+        )  # fmt: skip
     return rows, total
 
 

@@ -6,12 +6,12 @@ luminaire, month, ward and gateway (about 10,000 rows a month), and
 :mod:`controller.energy.report` reads a month from it whenever that gives the same figures.
 
 ``energy_monthly_state`` records, per month, which days its rows cover
-(``month``..``through_day``), for which site the dark seconds were computed, and whether a
-later telemetry write made them ``stale``. A report uses a month's rows only when they are
-not stale, were computed for the current site, and cover exactly the month's days in the
-range (all of them up to ``through_day``, none after the request's ``now``); every other
-day is read from ``energy_daily``. So reports never depend on this job having run: without
-it they are as slow as before, never different.
+(``month``..``through_day``), the dark seconds of those days and the site they were
+computed for, and whether a later telemetry write made them ``stale``. A report uses a
+month's rows only when they are not stale, were computed for the current site, and cover
+exactly the month's days in the range (all of them up to ``through_day``, none after the
+request's ``now``); every other day is read from ``energy_daily``. So reports never
+depend on this job having run: without it they are as slow as before, never different.
 
 Keeping it current:
 
@@ -21,8 +21,8 @@ Keeping it current:
   site, or do not reach their target: the month's last day for a closed month, yesterday
   for the current one (nothing on the 1st). A rebuild is one transaction per month:
   ``DELETE`` the month's rows, ``INSERT ... SELECT ... GROUP BY`` from ``energy_daily``
-  joined with the day's dark seconds (sun events, computed here, sent as a ``VALUES``
-  list), record the state. Running it again changes nothing; a night's run rebuilds the
+  (energy, burning and covered seconds), record the state with the days' dark seconds
+  (sun events, computed here). Running it again changes nothing; a night's run rebuilds the
   current month (about 0.3 million daily rows) and, on the 1st, closes the previous one.
 * The telemetry writer calls :func:`mark_stale` in the transaction that books energy, so a
   late row for a day already summed (a batch retried after an outage) marks its month stale
@@ -48,10 +48,8 @@ from typing import Any
 
 from sqlalchemy import (
     Date,
-    Float,
     Table,
     and_,
-    column,
     delete,
     false,
     func,
@@ -61,12 +59,12 @@ from sqlalchemy import (
     select,
     text,
     update,
-    values,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from controller.energy.report import day_dark_seconds, site_key
+from controller.energy.coverage import local_midnight
+from controller.energy.report import dark_seconds, site_key
 from controller.store.db import Database
 from controller.store.tables import EnergyDaily, EnergyMonthly, EnergyMonthlyState
 from schedules.sun import Site
@@ -160,37 +158,30 @@ async def close_months(
     return run
 
 
-def _dark_days(site: Site, first: date, last: date) -> list[tuple[date, float]]:
-    out = []
-    day = first
-    while day <= last:
-        out.append((day, day_dark_seconds(site, day)))
-        day += timedelta(days=1)
-    return out
-
-
 async def _rebuild(
     db: Database, site: Site, month: date, through: date, key: str, now: datetime
 ) -> int:
     """Rebuild one month's rows for days ``month``..``through``; returns the rows written."""
     # Sun events cost about a millisecond per uncached day: off the event loop.
-    days = await asyncio.to_thread(_dark_days, site, month, through)
-    nights = (
-        values(column("day", Date), column("dark_s", Float), name="nights").data(days).cte("nights")
+    dark_s = await asyncio.to_thread(
+        dark_seconds,
+        site,
+        local_midnight(month, site).astimezone(UTC),
+        local_midnight(through + timedelta(days=1), site).astimezone(UTC),
     )
     d = _DAILY.c
     summed = (
         select(
             d.luminaire_id, literal(month, Date), d.ward, d.gateway_id, func.sum(d.energy_wh),
-            func.sum(d.burning_s), func.sum(d.samples), func.count(), func.sum(nights.c.dark_s),
+            func.sum(d.burning_s), func.sum(d.samples), func.count(), func.sum(d.covered_s),
+            func.sum(d.covered_dark_s),
         )
-        .join(nights, nights.c.day == d.day)
         .where(d.day >= month, d.day <= through)
         .group_by(d.luminaire_id, d.ward, d.gateway_id)
     )  # fmt: skip
     columns = [
         "luminaire_id", "month", "ward", "gateway_id", "energy_wh", "burning_s", "samples",
-        "days", "dark_s",
+        "days", "covered_s", "covered_dark_s",
     ]  # fmt: skip
     async with db.engine.begin() as conn:
         if conn.dialect.name == "postgresql":
@@ -208,7 +199,8 @@ async def _rebuild(
         rows, luminaires = (await conn.execute(counted)).one()
         state = {
             "month": month, "through_day": through, "site": key, "stale": False,
-            "rows": rows, "luminaires": luminaires, "built_at": now.astimezone(UTC),
+            "rows": rows, "luminaires": luminaires, "dark_s": dark_s,
+            "built_at": now.astimezone(UTC),
         }  # fmt: skip
         maker: Any = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
         upsert = maker(_STATE).values(state)

@@ -189,7 +189,8 @@ class Controller:
         self.clock = clock
         self.sink = TelemetrySink(
             db,
-            tz=settings.site.tz,
+            site=settings.site.to_site(),
+            max_gap_s=settings.energy.coverage_max_gap_s,
             capacity=settings.controller.telemetry_buffer,
             store_raw=settings.controller.store_raw_readings,
         )

@@ -2,8 +2,9 @@
 
 Gateway loops hand over readings and state changes without waiting for the
 database (``offer`` never blocks). One writer task drains the buffer in batches:
-raw readings and state history by bulk insert, energy into hourly and daily
-rollups by upsert, one transaction per batch. When the database is down the
+raw readings and state history by bulk insert, energy and the time telemetry covered
+(:mod:`controller.energy.coverage`) into hourly and daily rollups by upsert, one
+transaction per batch. When the database is down the
 batch is kept and retried with back-off; what does not fit in the buffer is
 dropped and counted (``stats.dropped``, zero in normal operation).
 """
@@ -19,7 +20,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import Table, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -27,9 +27,11 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from controller.core.values import Reading
 from controller.energy.accounting import Sample, energy_between
+from controller.energy.coverage import DEFAULT_MAX_GAP_S, DarkCalendar, Piece, covered_pieces
 from controller.energy.rollup import mark_stale
 from controller.store.db import Database
 from controller.store.tables import EnergyDaily, EnergyHourly, IngestBatch, ReadingRow, StateChange
+from schedules.sun import Site
 
 log = logging.getLogger(__name__)
 
@@ -77,16 +79,30 @@ class _Bucket:
     energy_wh: float = 0.0
     burning_s: float = 0.0
     samples: int = 0
+    covered_s: float = 0.0
+    covered_dark_s: float = 0.0
 
 
 @dataclass(slots=True)
 class EnergyLedger:
-    """Per-luminaire energy since the last flush, by hour (UTC) and local day. Pure."""
+    """Per-luminaire energy and coverage since the last flush, by hour (UTC) and local day.
 
-    tz: ZoneInfo
+    Pure. The span between two readings of a luminaire, when they cover it
+    (:mod:`controller.energy.coverage`), is cut at the hour and day boundaries; each piece
+    books its seconds, its dark seconds, and its share (by time) of the energy and burning
+    time between the two readings. Across a longer gap the energy the counter measured is
+    booked with the later reading, and nothing is covered.
+    """
+
+    site: Site
+    max_gap_s: float = DEFAULT_MAX_GAP_S
     last: dict[int, tuple[Sample, bool]] = field(default_factory=dict)
     hourly: dict[tuple[int, datetime], _Bucket] = field(default_factory=dict)
     daily: dict[tuple[int, date, str, int], _Bucket] = field(default_factory=dict)
+    dark: DarkCalendar = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.dark = DarkCalendar(self.site)
 
     def add(self, ref: LuminaireRef, reading: Reading) -> float:
         """Book the energy since this luminaire's previous reading; returns the Wh booked."""
@@ -100,46 +116,53 @@ class EnergyLedger:
         burning = (
             (reading.at - prev_sample.at).total_seconds() if prev_on and reading.lamp_on else 0.0
         )
+        lid, ward, gateway = ref.luminaire_id, ref.ward, ref.gateway_id
         at = reading.at.astimezone(UTC)
         hour = at.replace(minute=0, second=0, microsecond=0)
-        day = at.astimezone(self.tz).date()
-        for bucket in (
-            self.hourly.setdefault((ref.luminaire_id, hour), _Bucket()),
-            self.daily.setdefault((ref.luminaire_id, day, ref.ward, ref.gateway_id), _Bucket()),
-        ):
-            bucket.energy_wh += delta.energy_wh
-            bucket.burning_s += burning
-            bucket.samples += 1
+        day = at.astimezone(self.dark.tz).date()
+        pieces = covered_pieces(self.site, prev_sample.at, reading.at, self.max_gap_s, self.dark)
+        if not pieces:  # a gap: what the counter says was used is booked with this reading
+            pieces_energy = [(Piece(hour, day, 0.0, 0.0), 1.0)]
+        else:  # spread evenly over the span, cut where the buckets are
+            span_s = (reading.at - prev_sample.at).total_seconds()
+            pieces_energy = [(p, p.seconds / span_s) for p in pieces]
+        h = d = _Bucket()  # (bound in the loop below, which runs at least once)
+        for piece, share in pieces_energy:
+            h = self.hourly.setdefault((lid, piece.hour), _Bucket())
+            d = self.daily.setdefault((lid, piece.day, ward, gateway), _Bucket())
+            energy_wh, burning_s = delta.energy_wh * share, burning * share
+            h.energy_wh += energy_wh
+            d.energy_wh += energy_wh
+            h.burning_s += burning_s
+            d.burning_s += burning_s
+            h.covered_s += piece.seconds
+            d.covered_s += piece.seconds
+            h.covered_dark_s += piece.dark_s
+            d.covered_dark_s += piece.dark_s
+        last = pieces_energy[-1][0]
+        if (last.hour, last.day) != (hour, day):  # the reading starts the next bucket
+            h = self.hourly.setdefault((lid, hour), _Bucket())
+            d = self.daily.setdefault((lid, day, ward, gateway), _Bucket())
+        h.samples += 1
+        d.samples += 1
         return delta.energy_wh
 
     def take(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         hourly = [
             {"luminaire_id": lid, "hour": hour, "energy_wh": b.energy_wh,
-             "burning_s": b.burning_s, "samples": b.samples}
+             "burning_s": b.burning_s, "samples": b.samples, "covered_s": b.covered_s,
+             "covered_dark_s": b.covered_dark_s}
             for (lid, hour), b in self.hourly.items()
         ]  # fmt: skip
         daily = [
             {"luminaire_id": lid, "day": day, "ward": ward, "gateway_id": gw,
-             "energy_wh": b.energy_wh, "burning_s": b.burning_s, "samples": b.samples}
+             "energy_wh": b.energy_wh, "burning_s": b.burning_s, "samples": b.samples,
+             "covered_s": b.covered_s, "covered_dark_s": b.covered_dark_s}
             for (lid, day, ward, gw), b in self.daily.items()
         ]  # fmt: skip
         self.hourly = {}
         self.daily = {}
         return hourly, daily
-
-    def put_back(self, hourly: list[dict[str, Any]], daily: list[dict[str, Any]]) -> None:
-        """Return rows of a failed flush so the next flush writes them."""
-        for row in hourly:
-            b = self.hourly.setdefault((row["luminaire_id"], row["hour"]), _Bucket())
-            b.energy_wh += row["energy_wh"]
-            b.burning_s += row["burning_s"]
-            b.samples += row["samples"]
-        for row in daily:
-            key = (row["luminaire_id"], row["day"], row["ward"], row["gateway_id"])
-            b = self.daily.setdefault(key, _Bucket())
-            b.energy_wh += row["energy_wh"]
-            b.burning_s += row["burning_s"]
-            b.samples += row["samples"]
 
 
 def _reading_row(ref: LuminaireRef, r: Reading) -> dict[str, Any]:
@@ -167,7 +190,8 @@ class TelemetrySink:
         self,
         db: Database,
         *,
-        tz: ZoneInfo,
+        site: Site,
+        max_gap_s: float = DEFAULT_MAX_GAP_S,
         capacity: int = 200_000,
         batch_size: int = 5_000,
         flush_interval_s: float = 2.0,
@@ -180,7 +204,7 @@ class TelemetrySink:
         self._flush_interval_s = flush_interval_s
         self._store_raw = store_raw
         self._wake = asyncio.Event()
-        self.ledger = EnergyLedger(tz)
+        self.ledger = EnergyLedger(site, max_gap_s)
         self.stats = TelemetryStats()
         self._retry: _Unit | None = None
 
@@ -339,7 +363,7 @@ def _upsert(dialect: str, table: Table, keys: list[str]) -> Any:
     """INSERT ... ON CONFLICT (keys) DO UPDATE adding the numeric columns."""
     maker = postgresql.insert if dialect == "postgresql" else sqlite.insert
     stmt = maker(table)
-    add = ("energy_wh", "burning_s", "samples")
+    add = ("energy_wh", "burning_s", "samples", "covered_s", "covered_dark_s")
     return stmt.on_conflict_do_update(
         index_elements=keys,
         set_={c: table.c[c] + stmt.excluded[c] for c in add},

@@ -232,7 +232,12 @@ class StateChange(SQLModel, table=True):
 
 
 class EnergyHourly(SQLModel, table=True):
-    """Energy per luminaire per hour (UTC hour start); kept for good."""
+    """Energy per luminaire per hour (UTC hour start); kept for good.
+
+    ``covered_s`` is the part of the hour telemetry covered (consecutive readings at most
+    ``energy.coverage_max_gap_s`` apart, :mod:`controller.energy.coverage`),
+    ``covered_dark_s`` the dark part of that: the baseline counts only it.
+    """
 
     __tablename__ = "energy_hourly"
     __table_args__ = (Index("ix_energy_hourly_hour", "hour"),)
@@ -242,6 +247,8 @@ class EnergyHourly(SQLModel, table=True):
     energy_wh: float = 0.0
     burning_s: float = 0.0
     samples: int = 0
+    covered_s: float = 0.0
+    covered_dark_s: float = 0.0
 
 
 class EnergyDaily(SQLModel, table=True):
@@ -250,6 +257,7 @@ class EnergyDaily(SQLModel, table=True):
     ``ward`` and ``gateway_id`` are copied from the inventory when the energy is
     recorded, so per-ward and per-gateway sums stay true to where the energy was
     used even if a luminaire is later moved; group sums join the current membership.
+    ``covered_s`` and ``covered_dark_s`` as in :class:`EnergyHourly`, for the local day.
     """
 
     __tablename__ = "energy_daily"
@@ -262,6 +270,8 @@ class EnergyDaily(SQLModel, table=True):
     energy_wh: float = 0.0
     burning_s: float = 0.0
     samples: int = 0
+    covered_s: float = 0.0
+    covered_dark_s: float = 0.0
 
 
 class EnergyMonthly(SQLModel, table=True):
@@ -269,10 +279,10 @@ class EnergyMonthly(SQLModel, table=True):
 
     Built by :mod:`controller.energy.rollup`, one row per month (its first day), ward and
     gateway as booked in ``energy_daily`` (a luminaire moved during the month has a row for
-    each), and luminaire. ``days`` is how many days it reported, ``dark_s`` the dark seconds
-    of those days (:func:`controller.energy.report.day_dark_seconds`): the baseline is the
-    current rated power x ``dark_s``, as the daily path computes it. Which days a month's
-    rows cover, and whether they are still current, is in :class:`EnergyMonthlyState`.
+    each), and luminaire. ``days`` is how many days it reported; the other measures are the
+    sums of its days' (the baseline is the current rated power x ``covered_dark_s``, as the
+    daily path computes it). Which days a month's rows cover, and whether they are still
+    current, is in :class:`EnergyMonthlyState`.
 
     The primary key leads with the month, then the ward: a report reads a month's rows in
     ward order. On SQLite the table is clustered on it (``WITHOUT ROWID``).
@@ -292,15 +302,17 @@ class EnergyMonthly(SQLModel, table=True):
     burning_s: float = 0.0
     samples: int = 0
     days: int = 0
-    dark_s: float = 0.0
+    covered_s: float = 0.0
+    covered_dark_s: float = 0.0
 
 
 class EnergyMonthlyState(SQLModel, table=True):
     """What ``energy_monthly`` holds for one month: days ``month``..``through_day``.
 
-    ``site`` is the site the dark seconds were computed for (latitude, longitude, elevation,
-    zone). ``stale`` is set by the telemetry writer when it books energy on a day already
-    summed; reports then read that month from ``energy_daily`` until the next rollup.
+    ``site`` is the site ``dark_s`` (the dark seconds of those days, the denominator of the
+    reports' coverage) was computed for (latitude, longitude, elevation, zone). ``stale``
+    is set by the telemetry writer when it books energy on a day already summed; reports
+    then read that month from ``energy_daily`` until the next rollup.
     ``rows`` above ``luminaires`` means a luminaire was moved during the month.
     """
 
@@ -312,6 +324,7 @@ class EnergyMonthlyState(SQLModel, table=True):
     stale: bool = False
     rows: int = 0
     luminaires: int = 0
+    dark_s: float = 0.0
     built_at: datetime = Field(default_factory=utcnow)
 
 

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import AsyncIterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -28,9 +29,12 @@ import pytest
 from sqlalchemy import Table, insert
 
 from api.app import create_app
+from api.dashboard.energy_summary import energy_summary
 from controller.config.settings import Settings, load_settings
 from controller.core.clock import ManualClock
+from controller.core.values import Address, Reading
 from controller.inventory.schemas import Role
+from controller.loop.telemetry import LuminaireRef, TelemetrySink
 from controller.store.db import Database
 from controller.store.tables import EnergyDaily, EnergyHourly
 from tests.api.conftest import Api, luminaire
@@ -43,6 +47,7 @@ TARIFF = 2226.0
 FIELDS = [
     "period", "period_start", "period_end", "key", "name", "energy_kwh", "baseline_kwh",
     "savings_kwh", "savings_pct", "co2_kg", "cost_vnd", "burning_hours", "luminaires",
+    "luminaires_inventory", "covered_hours", "covered_dark_hours", "dark_hours", "coverage",
 ]  # fmt: skip
 
 _DAILY: Table = EnergyDaily.__table__  # type: ignore[attr-defined]
@@ -113,7 +118,10 @@ async def energy_api(
 async def fleet(api: Api, base: dict[str, int], db: Database) -> dict[str, int]:
     """Three luminaires, two lamp types, two gateways, three groups, and their rollups.
 
-    L1 100 W and L2 50 W in Phường 1 on gateway 1; L3 100 W in Đông Lễ on gateway 2.
+    L1 100 W and L2 50 W in Phường 1 on gateway 1; L3 100 W in Đông Lễ on gateway 2. The
+    rollup rows are the report's input here, each with its day's (hour's) dark time fully
+    covered: these tests are about the report's arithmetic. What the telemetry writer books
+    is tested below, from readings.
     """
     lamp50 = await api.ok("POST", "/lamp-types", json={"name": "LED 50 W", "rated_power_w": 50})
     gw2 = await api.ok(
@@ -141,6 +149,8 @@ async def fleet(api: Api, base: dict[str, int], db: Database) -> dict[str, int]:
         "gw2": gw2["id"], "event": event["id"], "ward": ward["id"], "empty": empty["id"],
     }  # fmt: skip
     d = date.fromisoformat
+    dark = {d("2026-06-20"): 39060, d("2026-06-21"): DARK_0621, d("2026-06-22"): DARK_0622,
+            d("2026-07-01"): DARK_0701}  # fmt: skip
     daily = [
         (ids["l1"], d("2026-06-21"), "Phường 1", ids["gw1"], 800.0, 41400.0),
         (ids["l2"], d("2026-06-21"), "Phường 1", ids["gw1"], 300.0, 41400.0),
@@ -152,8 +162,8 @@ async def fleet(api: Api, base: dict[str, int], db: Database) -> dict[str, int]:
         (ids["l2"], d("2026-06-20"), "Phường 1", ids["gw1"], 999.0, 40000.0),  # out of range
     ]
     hourly = [  # UTC hours: 11:00Z is 18:00 local
-        (ids["l1"], datetime(2026, 6, 21, 11, tzinfo=UTC), 40.0, 1929.0),
-        (ids["l2"], datetime(2026, 6, 21, 11, tzinfo=UTC), 15.0, 1929.0),
+        (ids["l1"], datetime(2026, 6, 21, 11, tzinfo=UTC), 40.0, 1958.0),
+        (ids["l2"], datetime(2026, 6, 21, 11, tzinfo=UTC), 15.0, 1958.0),
         (ids["l1"], datetime(2026, 6, 21, 12, tzinfo=UTC), 70.0, 3600.0),
         (ids["l3"], datetime(2026, 6, 21, 13, tzinfo=UTC), 90.0, 3600.0),  # 20:00, out of range
     ]
@@ -161,12 +171,13 @@ async def fleet(api: Api, base: dict[str, int], db: Database) -> dict[str, int]:
         await conn.execute(
             insert(_DAILY),
             [{"luminaire_id": lid, "day": day, "ward": w, "gateway_id": gw, "energy_wh": e,
-              "burning_s": b, "samples": 100} for lid, day, w, gw, e, b in daily],
+              "burning_s": b, "samples": 100, "covered_s": 86400.0,
+              "covered_dark_s": float(dark[day])} for lid, day, w, gw, e, b in daily],
         )  # fmt: skip
         await conn.execute(
             insert(_HOURLY),
-            [{"luminaire_id": lid, "hour": h, "energy_wh": e, "burning_s": b, "samples": 360}
-             for lid, h, e, b in hourly],
+            [{"luminaire_id": lid, "hour": h, "energy_wh": e, "burning_s": b, "samples": 360,
+              "covered_s": 3600.0, "covered_dark_s": b} for lid, h, e, b in hourly],
         )  # fmt: skip
     return ids
 
@@ -197,6 +208,12 @@ async def test_day_by_ward(energy_api: Api, fleet: dict[str, int]) -> None:
     # L2 did not report on the 22nd: neither its energy nor its baseline counts
     check(rows["2026-06-22", "Phường 1"], expected(700, 100 * DARK_0622, 41000, 1))
     check(rows["2026-06-22", "Phường 2"], expected(1000, 100 * DARK_0622, 41000, 1))
+    # coverage: of the dark time of the day x the luminaires in the ward today
+    assert {k: (r["coverage"], r["luminaires_inventory"]) for k, r in rows.items()} == {
+        ("2026-06-21", "Phường 1"): (1.0, 2), ("2026-06-21", "Đông Lễ"): (1.0, 1),
+        ("2026-06-22", "Phường 1"): (0.5, 2),  # L2 did not report
+        ("2026-06-22", "Phường 2"): (None, 0),  # nothing stands there today
+    }  # fmt: skip
     first = rows["2026-06-21", "Phường 1"]
     assert first["name"] == "Phường 1"
     assert first["period_start"] == "2026-06-21T00:00:00+07:00"
@@ -294,7 +311,7 @@ async def test_hours_in_local_time_with_partly_dark_hours(
     evening, night = "2026-06-21T18:00+07:00", "2026-06-21T19:00+07:00"
     assert set(rows) == {(evening, "Phường 1"), (night, "Phường 1")}
     # sunset 18:27:22: 32 min 38 s = 1958 s of the 18:00 hour are dark
-    check(rows[evening, "Phường 1"], expected(55, 150 * 1958, 3858, 2))
+    check(rows[evening, "Phường 1"], expected(55, 150 * 1958, 3916, 2))
     check(rows[night, "Phường 1"], expected(70, 100 * 3600, 3600, 1))
     assert rows[night, "Phường 1"]["period_end"] == "2026-06-21T20:00:00+07:00"
     # the same instants in UTC give the same report
@@ -303,19 +320,6 @@ async def test_hours_in_local_time_with_partly_dark_hours(
         interval="hour", group_by="ward",
     )  # fmt: skip
     assert utc["items"] == body["items"]
-
-
-async def test_baseline_stops_at_now(
-    energy_api: Api, fleet: dict[str, int], clock: ManualClock
-) -> None:
-    clock.set(datetime.fromisoformat("2026-06-21T19:30:00+07:00"))
-    hours = await report(
-        energy_api, **{"from": "2026-06-21T19:00", "to": "2026-06-21T20:00"}, interval="hour"
-    )
-    check(hours["items"][0], expected(70, 100 * 1800, 3600, 1))  # half of the hour has passed
-    days = await report(energy_api, **{"from": "2026-06-21", "to": "2026-06-21"})
-    # dark so far: midnight to sunrise (19162 s) and sunset to 19:30 (3758 s)
-    check(days["items"][0], expected(2000, 250 * (19162 + 3758), 122800, 3))
 
 
 async def test_csv_has_the_json_fields(energy_api: Api, fleet: dict[str, int]) -> None:
@@ -381,3 +385,188 @@ async def test_any_valid_key_reads(energy_api: Api, fleet: dict[str, int]) -> No
     await energy_api.call("GET", "/energy", params=params, role=None, expect=401)
     for role in Role:
         await energy_api.call("GET", "/energy", params=params, role=role, expect=200)
+
+
+# --- coverage: the baseline covers only what telemetry covered ------------------------------
+#
+# Everything below is driven through the real telemetry writer (TelemetrySink), as the
+# controller drives it: readings in time order, one sink per controller run.
+
+SUNRISE_0621 = 19162  # s after local midnight (05:19:22)
+SUNSET_0621 = 66442  # 18:27:22
+COUNTER_ZERO = datetime(2026, 6, 1, tzinfo=UTC)
+"""When every test lamp's Wh counter read 0: it counts power_w x time from there."""
+
+
+def at_local(text: str) -> datetime:
+    return datetime.fromisoformat(text + "+07:00")
+
+
+def lamp_reading(at: datetime, power_w: float) -> Reading:
+    return Reading(
+        address=Address(1), at=at.astimezone(UTC), lamp_on=power_w > 0, level_pct=50,
+        power_w=power_w, voltage_v=230.0, current_ma=200, power_factor=0.95,
+        energy_wh=round(power_w * (at - COUNTER_ZERO).total_seconds() / 3600),
+        operating_hours=100, switch_on_count=10, temperature_c=30.0,
+    )  # fmt: skip
+
+
+def every(first: str, last: str, step_s: int) -> list[datetime]:
+    start, end = at_local(first), at_local(last)
+    out = []
+    while start <= end:
+        out.append(start)
+        start += timedelta(seconds=step_s)
+    return out
+
+
+async def run_controller(
+    db: Database, settings: Settings, readings: dict[LuminaireRef, list[datetime]], power_w: float
+) -> None:
+    """One controller run: the readings of every luminaire, in time order, then a flush."""
+    sink = new_sink(db, settings)
+    events = sorted(
+        ((t, ref) for ref, times in readings.items() for t in times), key=lambda e: e[0]
+    )
+    for t, ref in events:
+        sink.offer_readings([(ref, lamp_reading(t, power_w))])
+    await sink.flush()
+
+
+def new_sink(db: Database, settings: Settings) -> TelemetrySink:
+    return TelemetrySink(
+        db, site=settings.site.to_site(), max_gap_s=settings.energy.coverage_max_gap_s,
+        store_raw=False,
+    )  # fmt: skip
+
+
+@pytest.fixture
+async def lamps(api: Api, base: dict[str, int]) -> dict[str, LuminaireRef]:
+    """L1 100 W and L2 50 W on gateway 1, L3 100 W on gateway 2, no energy yet."""
+    lamp50 = await api.ok("POST", "/lamp-types", json={"name": "LED 50 W", "rated_power_w": 50})
+    gw2 = await api.ok(
+        "POST", "/gateways", json={"name": "gw-dl", "protocol": "mqtt", "mqtt_id": "gw-dl"}
+    )
+    l1 = await api.ok("POST", "/luminaires", json=luminaire(1, **base))
+    l2 = await api.ok("POST", "/luminaires", json=luminaire(2, base["gateway_id"], lamp50["id"]))
+    l3 = await api.ok("POST", "/luminaires", json=luminaire(3, gw2["id"], base["lamp_type_id"]))
+    return {
+        "l1": LuminaireRef(l1["id"], "Phường 1", base["gateway_id"]),
+        "l2": LuminaireRef(l2["id"], "Phường 1", base["gateway_id"]),
+        "l3": LuminaireRef(l3["id"], "Phường 1", gw2["id"]),
+    }
+
+
+async def test_a_controller_started_at_noon_claims_no_savings_for_the_morning(
+    energy_api: Api,
+    db: Database,
+    settings: Settings,
+    clock: ManualClock,
+    lamps: dict[str, LuminaireRef],
+) -> None:
+    """The demo case: started at noon, asked 45 s later; then again at 20:00."""
+    refs = list(lamps.values())
+    await run_controller(
+        db, settings, {r: every("2026-06-21T12:00:00", "2026-06-21T12:00:45", 5) for r in refs}, 10
+    )
+    clock.set(at_local("2026-06-21T12:00:45"))
+    day = (await report(energy_api, **{"from": "2026-06-21", "to": "2026-06-21"}))["items"]
+    assert len(day) == 1
+    # the night before noon was dark for 19162 s, but nobody measured it
+    assert day[0]["baseline_kwh"] == 0.0, day[0]
+    assert day[0]["savings_pct"] is None
+    assert (day[0]["coverage"], day[0]["luminaires"], day[0]["luminaires_inventory"]) == (
+        0.0, 3, 3,
+    )  # fmt: skip
+    assert day[0]["covered_hours"] == pytest.approx(3 * 45 / 3600, abs=0.006)
+    async with db.sessions() as session:
+        summary = await energy_summary(session=session, settings=settings, now=clock.now())
+    assert (summary.today.baseline_kwh, summary.month.baseline_kwh) == (0.0, 0.0)
+    assert summary.today.coverage == 0.0
+
+    # the same controller runs on into the evening: from sunset to 20:00 is covered
+    sink_readings = {r: every("2026-06-21T12:01:00", "2026-06-21T20:00:00", 60) for r in refs}
+    await run_controller(db, settings, sink_readings, 10)
+    clock.set(at_local("2026-06-21T20:00:00"))
+    evening = 20 * 3600 - SUNSET_0621  # 5558 s
+    day = (await report(energy_api, **{"from": "2026-06-21", "to": "2026-06-21"}))["items"]
+    check(day[0], {"baseline_kwh": 250 * evening / 3600 / 1000, "luminaires": 3})
+    # a restart at 12:01 left 12:00:45..12:01:00 uncovered: not dark, so no matter here
+    assert day[0]["coverage"] == pytest.approx(evening / (SUNRISE_0621 + evening), abs=6e-4)
+    hours = await report(
+        energy_api, **{"from": "2026-06-21T18:00", "to": "2026-06-21T20:00"}, interval="hour"
+    )
+    rows = {r["period"]: r for r in hours["items"]}
+    check(rows["2026-06-21T18:00+07:00"], {"baseline_kwh": 250 * 1958 / 3600 / 1000})
+    check(rows["2026-06-21T19:00+07:00"], {"baseline_kwh": 250 * 3600 / 3600 / 1000})
+    assert [r["coverage"] for r in hours["items"]] == [1.0, 1.0]
+    async with db.sessions() as session:
+        summary = await energy_summary(session=session, settings=settings, now=clock.now())
+    assert summary.today.baseline_kwh == pytest.approx(250 * evening / 3600 / 1000, abs=6e-4)
+
+
+async def test_a_gateway_offline_for_two_hours(
+    energy_api: Api,
+    db: Database,
+    settings: Settings,
+    clock: ManualClock,
+    lamps: dict[str, LuminaireRef],
+) -> None:
+    """Gateway 2 (L3) is silent from 19:59 to 22:00: its baseline leaves that out."""
+    night = every("2026-06-21T19:00:00", "2026-06-21T23:00:00", 60)
+    offline = (at_local("2026-06-21T19:59:00"), at_local("2026-06-21T22:00:00"))
+    l3_times = [t for t in night if not offline[0] < t < offline[1]]
+    await run_controller(
+        db, settings, {lamps["l1"]: night, lamps["l2"]: night, lamps["l3"]: l3_times}, 40
+    )
+    clock.set(at_local("2026-06-21T23:00:00"))
+    gw1, gw2 = str(lamps["l1"].gateway_id), str(lamps["l3"].gateway_id)
+    covered_l3 = 4 * 3600 - 7260  # 19:00..19:59 and 22:00..23:00
+    dark_so_far = SUNRISE_0621 + 23 * 3600 - SUNSET_0621
+    days = by_period_key(
+        await report(energy_api, **{"from": "2026-06-21", "to": "2026-06-21"}, group_by="gateway")
+    )
+    l3_day = days["2026-06-21", gw2]
+    check(l3_day, {"baseline_kwh": 100 * covered_l3 / 3600 / 1000, "luminaires": 1})
+    assert l3_day["coverage"] == pytest.approx(covered_l3 / dark_so_far, abs=6e-4)
+    assert l3_day["luminaires_inventory"] == 1
+    check(days["2026-06-21", gw1], {"baseline_kwh": 150 * 4 * 3600 / 3600 / 1000})
+    assert days["2026-06-21", gw1]["coverage"] == pytest.approx(4 * 3600 / dark_so_far, abs=6e-4)
+
+    hours = await report(
+        energy_api, **{"from": "2026-06-21T19:00", "to": "2026-06-21T23:00"}, interval="hour",
+        group_by="total",
+    )  # fmt: skip
+    rows = {r["period"][11:16]: r for r in hours["items"]}
+    check(rows["19:00"], {"baseline_kwh": (150 * 3600 + 100 * 3540) / 3600 / 1000})
+    assert rows["19:00"]["coverage"] == pytest.approx((2 * 3600 + 3540) / (3 * 3600), abs=6e-4)
+    for hour in ("20:00", "21:00"):  # two of three luminaires reported
+        check(rows[hour], {"baseline_kwh": 150 / 1000, "luminaires": 2})
+        assert (rows[hour]["coverage"], rows[hour]["luminaires_inventory"]) == (0.667, 3)
+    assert rows["22:00"]["coverage"] == 1.0
+
+
+async def test_the_dashboard_counts_the_same_way(
+    energy_api: Api,
+    db: Database,
+    settings: Settings,
+    clock: ManualClock,
+    keys: dict[Role, str],
+    lamps: dict[str, LuminaireRef],
+) -> None:
+    """The overview's "saved today" and the energy page, 45 s after a noon start."""
+    refs = list(lamps.values())
+    await run_controller(
+        db, settings, {r: every("2026-06-21T12:00:00", "2026-06-21T12:00:45", 5) for r in refs}, 10
+    )
+    clock.set(at_local("2026-06-21T12:00:45"))
+    web = energy_api.client
+    signed_in = await web.post("/login", data={"key": keys[Role.VIEWER], "next": "/"})
+    assert signed_in.status_code == 303, signed_in.text
+    overview = (await web.get("/", params={"lang": "en"})).text
+    energy_card = overview[overview.index('id="h-energy"') :][:1500]
+    assert "saved 0.0 kWh (—)" in energy_card, energy_card
+    assert "against the 0 % of dark time with telemetry" in overview
+    page = (await web.get("/energy", params={"from": "2026-06-21", "to": "2026-06-21"})).text
+    coverage = re.search(r'<dd id="energy-coverage">([^<]*)</dd>', page)
+    assert coverage is not None and coverage.group(1) == "0.0 %"

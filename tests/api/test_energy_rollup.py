@@ -17,7 +17,14 @@ from sqlalchemy import Table, delete, insert, select, update
 
 from controller.config.settings import EnergySettings, Settings
 from controller.core.values import Address, Reading
-from controller.energy.report import GroupBy, Interval, energy_report, parse_range, to_csv
+from controller.energy.report import (
+    GroupBy,
+    Interval,
+    dark_seconds,
+    energy_report,
+    parse_range,
+    to_csv,
+)
 from controller.energy.rollup import close_months
 from controller.loop.telemetry import LuminaireRef, TelemetrySink
 from controller.store.db import Database
@@ -82,7 +89,8 @@ async def fleet(api: Api, base: dict[str, int], db: Database) -> dict[str, int]:
             rows.append(
                 {"luminaire_id": ids[f"l{n}"], "day": day, "ward": ward, "gateway_id": gw,
                  "energy_wh": rnd.uniform(200, 900), "burning_s": rnd.uniform(38000, 44000),
-                 "samples": rnd.randint(100, 200)}
+                 "samples": rnd.randint(100, 200), "covered_s": rnd.uniform(50000, 86400),
+                 "covered_dark_s": rnd.uniform(20000, 39000)}
             )  # fmt: skip
         day += timedelta(days=1)
     async with db.engine.begin() as conn:
@@ -230,7 +238,7 @@ async def book(
     db: Database, settings: Settings, ref: LuminaireRef, day: date, hour: int = 20
 ) -> None:
     """Two readings ten minutes apart on ``day``, through the telemetry writer: 5 Wh booked."""
-    sink = TelemetrySink(db, tz=ZoneInfo(settings.site.timezone), store_raw=False)
+    sink = TelemetrySink(db, site=settings.site.to_site(), store_raw=False)
     for minute, counter in ((0, 1000), (10, 1005)):
         at = local(settings, day, hour, minute).astimezone(UTC)
         reading = Reading(
@@ -339,3 +347,62 @@ async def test_another_site_is_not_served_from_the_rollup(
 async def test_nothing_to_roll_up(db: Database, settings: Settings) -> None:
     run = await close_months(db=db, site=settings.site.to_site(), now=datetime.now(UTC))
     assert (run.months, run.rows) == ([], 0)
+
+
+async def test_a_luminaire_installed_mid_month(
+    db: Database, settings: Settings, api: Api, base: dict[str, int]
+) -> None:
+    """L5 reports all June, L6 from its installation at noon on 15 June (through the
+    telemetry writer, a reading every 30 min): L6's baseline is its own covered dark time,
+    its coverage the share of June's dark time it was there for; rollup and days agree."""
+    site = settings.site.to_site()
+    l5 = await api.ok("POST", "/luminaires", json=luminaire(5, **base))
+    l6 = await api.ok("POST", "/luminaires", json=luminaire(6, **base))
+    installed = local(settings, date(2026, 6, 15), 12)
+    starts = {
+        LuminaireRef(l5["id"], "Phường 1", base["gateway_id"]): local(settings, date(2026, 6, 1)),
+        LuminaireRef(l6["id"], "Phường 1", base["gateway_id"]): installed,
+    }
+    sink = TelemetrySink(db, site=site, max_gap_s=1800, store_raw=False)
+    at, end = local(settings, date(2026, 6, 1)), local(settings, date(2026, 7, 1))
+    while at <= end:
+        for ref, start in starts.items():
+            if at >= start:
+                wh = round(50 * (at - start).total_seconds() / 3600)  # 50 W, counter from 0
+                reading = Reading(
+                    address=Address(ref.luminaire_id), at=at.astimezone(UTC), lamp_on=True,
+                    level_pct=50, power_w=50.0, voltage_v=230.0, current_ma=230,
+                    power_factor=0.95, energy_wh=wh, operating_hours=1, switch_on_count=1,
+                    temperature_c=30.0,
+                )  # fmt: skip
+                sink.offer_readings([(ref, reading)])
+        at += timedelta(minutes=30)
+    await sink.flush()
+    now = local(settings, date(2026, 7, 2), 12)
+    await close_months(db=db, site=site, now=now)
+    assert (await states(db))[date(2026, 6, 1)] == (date(2026, 6, 30), False)
+
+    june_dark = dark_seconds(site, local(settings, date(2026, 6, 1)), end)
+    l6_dark = dark_seconds(site, installed, end)
+    assert 15 * 39000 < l6_dark < 16 * 39000  # 15.5 nights
+    body = await same_both_ways(
+        db, settings, interval=Interval.MONTH, first="2026-06", last="2026-06",
+        group_by=GroupBy.LUMINAIRE, now=now,
+    )  # fmt: skip
+    rows = {r["key"]: r for r in body["items"]}
+    full, late = rows[str(l5["id"])], rows[str(l6["id"])]
+    assert late["baseline_kwh"] == pytest.approx(100 * l6_dark / 3.6e6, abs=6e-4)
+    assert full["baseline_kwh"] == pytest.approx(100 * june_dark / 3.6e6, abs=6e-4)
+    assert (full["coverage"], full["luminaires_inventory"]) == (1.0, 1)
+    assert late["coverage"] == pytest.approx(l6_dark / june_dark, abs=6e-4)
+    assert late["energy_kwh"] == pytest.approx(
+        50 * (end - installed).total_seconds() / 3.6e6, abs=1e-3
+    )
+    total = await same_both_ways(
+        db, settings, interval=Interval.MONTH, first="2026-06", last="2026-06",
+        group_by=GroupBy.TOTAL, now=now,
+    )  # fmt: skip
+    june = total["items"][0]
+    assert (june["luminaires"], june["luminaires_inventory"]) == (2, 2)
+    assert june["coverage"] == pytest.approx((june_dark + l6_dark) / (2 * june_dark), abs=6e-4)
+    assert june["dark_hours"] == pytest.approx(june_dark / 3600, abs=6e-4)
