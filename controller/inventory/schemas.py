@@ -10,9 +10,16 @@ from __future__ import annotations
 import re
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Generic, Self, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Generic, Optional, Self, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 from controller.core.values import MAX_LUMINAIRES_PER_UNIT, Protocol
 
@@ -24,6 +31,22 @@ MAX_DB_ID = 2**31 - 1
 DbId = Annotated[int, Field(ge=1, le=MAX_DB_ID)]
 """A reference to a database row: a positive 32-bit integer (larger ones are refused)."""
 _TOPIC_ID = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
+
+F = TypeVar("F")
+
+
+def _refuse_null(value: object) -> object:
+    if value is None:
+        raise ValueError("may not be null; leave the field out to keep its value")
+    return value
+
+
+if TYPE_CHECKING:
+    Omittable = Optional[F]  # noqa: UP045 - a generic alias needs the subscriptable form
+else:
+    Omittable = Annotated[F, BeforeValidator(_refuse_null)]
+"""A field of a partial update that may be left out but may not be null (its value is
+required): ``None`` only means "not sent". The published schema does not allow null."""
 
 
 class Role(StrEnum):
@@ -97,16 +120,16 @@ class GatewayCreate(GatewayFields):
 class GatewayUpdate(_In):
     """Partial update; the merged result is validated as a whole."""
 
-    name: Name | None = None
-    protocol: Protocol | None = None
+    name: Omittable[Name] = None
+    protocol: Omittable[Protocol] = None
     host: str | None = Field(default=None, max_length=255)
     port: int | None = Field(default=None, ge=1, le=65535)
-    unit_ids: list[Annotated[int, Field(ge=1, le=247)]] | None = None
+    unit_ids: Omittable[list[Annotated[int, Field(ge=1, le=247)]]] = None
     mqtt_id: str | None = Field(default=None, max_length=100)
     ward: Name | None = None
     latitude: Latitude | None = None
     longitude: Longitude | None = None
-    enabled: bool | None = None
+    enabled: Omittable[bool] = None
 
 
 class GatewayPublic(_Out):
@@ -146,11 +169,11 @@ class LampTypeCreate(_In):
 
 
 class LampTypeUpdate(_In):
-    name: Name | None = None
-    rated_power_w: float | None = Field(default=None, gt=0, le=2000)
-    power_tolerance_pct: float | None = Field(default=None, gt=0, le=100)
-    min_dim_level_pct: int | None = Field(default=None, ge=0, le=100)
-    nominal_voltage_v: float | None = Field(default=None, gt=0, le=1000)
+    name: Omittable[Name] = None
+    rated_power_w: Omittable[Annotated[float, Field(gt=0, le=2000)]] = None
+    power_tolerance_pct: Omittable[Annotated[float, Field(gt=0, le=100)]] = None
+    min_dim_level_pct: Omittable[Annotated[int, Field(ge=0, le=100)]] = None
+    nominal_voltage_v: Omittable[Annotated[float, Field(gt=0, le=1000)]] = None
     description: str | None = Field(default=None, max_length=500)
 
 
@@ -182,14 +205,14 @@ class LuminaireCreate(_In):
 
 
 class LuminaireUpdate(_In):
-    name: Name | None = None
-    gateway_id: int | None = Field(default=None, ge=1, le=MAX_DB_ID)
-    address: int | None = Field(default=None, ge=0, le=65535)
-    lamp_type_id: int | None = Field(default=None, ge=1, le=MAX_DB_ID)
-    latitude: Latitude | None = None
-    longitude: Longitude | None = None
-    street: Text | None = None
-    ward: Name | None = None
+    name: Omittable[Name] = None
+    gateway_id: Omittable[DbId] = None
+    address: Omittable[Annotated[int, Field(ge=0, le=65535)]] = None
+    lamp_type_id: Omittable[DbId] = None
+    latitude: Omittable[Latitude] = None
+    longitude: Omittable[Longitude] = None
+    street: Omittable[Text] = None
+    ward: Omittable[Name] = None
     installed_on: date | None = None
 
 
@@ -256,12 +279,12 @@ def check_group_rule(kind: GroupKind, selector: str | None, members: list[int]) 
 
 
 class GroupUpdate(_In):
-    name: Name | None = None
+    name: Omittable[Name] = None
     description: str | None = Field(default=None, max_length=500)
-    kind: GroupKind | None = None
+    kind: Omittable[GroupKind] = None
     selector: str | None = Field(default=None, max_length=200)
-    members: list[DbId] | None = None
-    priority: int | None = Field(default=None, ge=-1000, le=1000)
+    members: Omittable[list[DbId]] = None
+    priority: Omittable[Annotated[int, Field(ge=-1000, le=1000)]] = None
     calendar_id: int | None = Field(default=None, ge=1, le=MAX_DB_ID)
 
 
