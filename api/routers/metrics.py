@@ -9,18 +9,13 @@ from fastapi.responses import PlainTextResponse
 from sqlmodel import func, select
 
 from api.deps import PrincipalDep, SessionDep
+from controller.core.light_state import light_state
 from controller.loop.metrics import Exposition
 from controller.loop.runtime import Controller
 from controller.store.tables import FaultRow
 
 router = APIRouter(tags=["observability"])
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-
-
-def _state_of(online: bool, actual: int | None) -> str:
-    if not online or actual is None:
-        return "offline"
-    return "on" if actual >= 100 else "dimmed" if actual > 0 else "off"
 
 
 @router.get(
@@ -50,7 +45,7 @@ async def metrics(request: Request, session: SessionDep, _: PrincipalDep) -> Pla
     if controller is not None and controller.book is not None:
         by_state: Counter[tuple[str, str]] = Counter()
         for info, state in controller.all_states():
-            by_state[(info.ward, _state_of(state.online, state.actual))] += 1
+            by_state[(info.ward, light_state(online=state.online, actual=state.actual))] += 1
         out.family(
             "streetlight_luminaires", "gauge", "Luminaires by reported state and ward",
             (({"ward": w, "state": s}, float(n)) for (w, s), n in sorted(by_state.items())),

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from api.deps import IdPath, PrincipalDep
 from controller.core.errors import GatewayUnavailable, NotFound
+from controller.core.light_state import LightState, light_state
 from controller.loop.runtime import Controller
 
 router = APIRouter(tags=["state"])
@@ -107,6 +108,10 @@ class Counts(BaseModel):
     off: int = 0
     offline: int = 0
 
+    def add(self, state: LightState) -> None:
+        self.total += 1
+        setattr(self, state.value, getattr(self, state.value) + 1)
+
 
 class Summary(BaseModel):
     at: datetime
@@ -126,15 +131,7 @@ async def summary(controller: ControllerDep, _: PrincipalDep) -> Summary:
     for info, state in controller.all_states():
         ward = wards.setdefault(info.ward, Counts())
         for counts in (total, ward):
-            counts.total += 1
-            if not state.online or state.actual is None:
-                counts.offline += 1
-            elif state.actual >= 100:
-                counts.on += 1
-            elif state.actual > 0:
-                counts.dimmed += 1
-            else:
-                counts.off += 1
+            counts.add(light_state(online=state.online, actual=state.actual))
     online = sum(1 for g in controller.gateways.values() if g.online)
     return Summary(
         at=controller.clock.now(),
