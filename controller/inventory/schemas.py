@@ -7,12 +7,12 @@ too, so the REST API, the bulk import and the CLI refuse the same things.
 
 from __future__ import annotations
 
-import re
 from datetime import date, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any, Generic, Optional, Self, TypeVar
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from controller.core.values import MAX_LUMINAIRES_PER_UNIT, Protocol
+from protocols.mqtt_topics import MAX_GATEWAY_ID_LEN, check_gateway_id
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -30,7 +31,20 @@ Longitude = Annotated[float, Field(ge=-180, le=180)]
 MAX_DB_ID = 2**31 - 1
 DbId = Annotated[int, Field(ge=1, le=MAX_DB_ID)]
 """A reference to a database row: a positive 32-bit integer (larger ones are refused)."""
-_TOPIC_ID = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
+
+
+def _topic_level(value: str) -> str:
+    return check_gateway_id(value)
+
+
+MqttId = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_GATEWAY_ID_LEN),
+    AfterValidator(_topic_level),
+]
+"""A gateway's id in the MQTT topic tree, one topic level: 1 to 128 characters, none of
+``/``, ``+``, ``#`` or control characters (docs/protocol/mqtt.md). EUI-64, MAC and LoRaWAN
+ids (``00-80-E1-15-00-0A-12-34``, ``b8:27:eb:12:34:56``, ``eui-0080e1...``) all fit."""
 
 F = TypeVar("F")
 
@@ -74,7 +88,7 @@ class GatewayFields(_In):
     host: str | None = Field(default=None, max_length=255)
     port: int | None = Field(default=None, ge=1, le=65535)
     unit_ids: list[Annotated[int, Field(ge=1, le=247)]] = Field(default_factory=list)
-    mqtt_id: str | None = Field(default=None, max_length=100)
+    mqtt_id: MqttId | None = None
     ward: Name | None = None
     latitude: Latitude | None = None
     longitude: Longitude | None = None
@@ -107,8 +121,6 @@ def check_gateway_connection(
     else:
         if not mqtt_id:
             raise ValueError("an mqtt gateway needs mqtt_id (its topic id)")
-        if not _TOPIC_ID.match(mqtt_id):
-            raise ValueError("mqtt_id may hold only letters, digits, '_', '-' and '.'")
         if unit_ids:
             raise ValueError("unit_ids are only for modbus gateways")
 
@@ -125,7 +137,7 @@ class GatewayUpdate(_In):
     host: str | None = Field(default=None, max_length=255)
     port: int | None = Field(default=None, ge=1, le=65535)
     unit_ids: Omittable[list[Annotated[int, Field(ge=1, le=247)]]] = None
-    mqtt_id: str | None = Field(default=None, max_length=100)
+    mqtt_id: MqttId | None = None
     ward: Name | None = None
     latitude: Latitude | None = None
     longitude: Longitude | None = None
