@@ -20,6 +20,7 @@ import pytest
 from pydantic import BaseModel
 
 from controller.app.settings import Settings
+from controller.inventory.schemas import LampTypeCreate
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = sorted([ROOT / "README.md", *(ROOT / "docs").rglob("*.md")])
@@ -309,3 +310,23 @@ def test_environment_variables_that_are_not_settings_must_be_read() -> None:
     assert env_is_read("STREETLIGHT_CONFIG")
     assert not env_is_read("STREETLIGHT_DASHBOARD_MAP_POLL_MS")
     assert not env_is_read("STREETLIGHT_MQTT_STALE_AFTER_S")
+
+
+# --- lamp type defaults -------------------------------------------------------------------
+
+
+def documented_lamp_defaults() -> dict[str, float]:
+    """The defaults of docs/faults.md's lamp type table (``| `field` | 15 % | ...``)."""
+    out = {}
+    for line in (ROOT / "docs/faults.md").read_text(encoding="utf-8").splitlines():
+        match = re.match(r"^\| `([a-z_]+)` \| ([0-9.]+)\b", line)
+        if match and match.group(1) in LampTypeCreate.model_fields:
+            out[match.group(1)] = float(match.group(2))
+    return out
+
+
+def test_lamp_type_defaults_in_the_docs_are_the_apis() -> None:
+    documented = documented_lamp_defaults()
+    assert set(documented) >= {"rated_power_w", "power_tolerance_pct", "min_dim_level_pct"}
+    for name, value in documented.items():
+        assert LampTypeCreate.model_fields[name].default == value, name
