@@ -9,6 +9,7 @@ from fastapi.responses import PlainTextResponse
 from sqlmodel import func, select
 
 from api.deps import PrincipalDep, SessionDep
+from api.errors import json_error_doc
 from controller.core.light_state import light_state
 from controller.loop.metrics import Exposition
 from controller.loop.runtime import Controller
@@ -22,6 +23,10 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
     "/metrics",
     summary="Prometheus metrics: lights by state and ward, faults, gateways, latencies, ingest",
     response_class=PlainTextResponse,
+    responses={
+        401: json_error_doc("No key, or an unknown or revoked key"),
+        429: json_error_doc("Too many failed authentications from this address"),
+    },
 )
 async def metrics(request: Request, session: SessionDep, _: PrincipalDep) -> PlainTextResponse:
     out = Exposition()
