@@ -12,6 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from api.dashboard.charts import Sample
 from api.dashboard.geo import MapPoint
 from controller.core.errors import NotFound
+from controller.faults import data as faults
 from controller.faults.data import FaultPublic, FaultState
 from controller.inventory import data as inventory
 from controller.inventory.data import group_condition
@@ -64,17 +65,12 @@ class FaultCounts:
 
 
 async def fault_counts(*, session: AsyncSession) -> FaultCounts:
-    rows = (
-        await session.exec(
-            select(FaultRow.severity, FaultRow.state, func.count())
-            .where(FaultRow.state != FaultState.RESOLVED)
-            .group_by(FaultRow.severity, FaultRow.state)
-        )
-    ).all()
-    critical = sum(n for sev, _s, n in rows if sev == "critical")
-    warning = sum(n for sev, _s, n in rows if sev != "critical")
-    acked = sum(n for _sev, st, n in rows if st == FaultState.ACKNOWLEDGED)
-    return FaultCounts(critical, warning, acked)
+    counts = await faults.open_fault_counts(session=session)
+    return FaultCounts(
+        critical=sum(c.count for c in counts if c.severity == "critical"),
+        warning=sum(c.count for c in counts if c.severity != "critical"),
+        acknowledged=sum(c.count for c in counts if c.state == FaultState.ACKNOWLEDGED),
+    )
 
 
 async def readings(

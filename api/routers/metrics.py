@@ -6,14 +6,13 @@ from collections import Counter
 
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
-from sqlmodel import func, select
 
 from api.deps import PrincipalDep, SessionDep
 from api.errors import json_error_doc
 from controller.core.light_state import light_state
+from controller.faults import data as faults
 from controller.loop.metrics import Exposition
 from controller.loop.runtime import Controller
-from controller.store.tables import FaultRow
 
 router = APIRouter(tags=["observability"])
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -30,16 +29,12 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 )
 async def metrics(request: Request, session: SessionDep, _: PrincipalDep) -> PlainTextResponse:
     out = Exposition()
-    faults = (
-        await session.exec(
-            select(FaultRow.fault_type, func.count())
-            .where(FaultRow.state != "resolved")
-            .group_by(FaultRow.fault_type)
-        )
-    ).all()
+    by_type: Counter[str] = Counter()
+    for c in await faults.open_fault_counts(session=session):
+        by_type[c.fault_type] += c.count
     out.family(
         "streetlight_open_faults", "gauge", "Faults not resolved, by type",
-        (({"type": t}, float(n)) for t, n in faults),
+        (({"type": t}, float(n)) for t, n in sorted(by_type.items())),
     )  # fmt: skip
     controller: Controller | None = getattr(request.app.state, "controller", None)
     running = controller is not None and controller.book is not None
