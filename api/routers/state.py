@@ -9,11 +9,20 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
 
 from api.deps import IdPath, PrincipalDep
+from api.errors import ErrorBody
 from controller.core.errors import GatewayUnavailable, NotFound
 from controller.core.light_state import LightState, light_state
 from controller.loop.runtime import Controller
 
-router = APIRouter(tags=["state"])
+router = APIRouter(
+    tags=["state"],
+    responses={
+        503: {
+            "model": ErrorBody,
+            "description": "No controller runs in this process (`gateway_unavailable`)",
+        }
+    },
+)
 
 
 def get_controller(request: Request) -> Controller:

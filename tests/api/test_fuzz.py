@@ -311,3 +311,26 @@ async def test_ids_beyond_the_databases_integers_are_refused_with_422(
         response = await client.request(method, path, headers=headers, json=body)
     assert response.status_code == 422, f"{response.status_code} {response.text}"
     assert response.json()["error"] == "validation_error"
+
+
+@pytest.mark.parametrize("path", ["/api/v1/state/summary", "/api/v1/luminaires/1/state"])
+async def test_without_a_controller_the_state_endpoints_answer_their_documented_503(
+    path: str, settings: Settings, sqlite_db: Database, keys_sqlite: dict[Role, str]
+) -> None:
+    app = create_app(settings, sqlite_db)
+    transport = httpx.ASGITransport(app=app)
+    headers = {"Authorization": f"Bearer {keys_sqlite[Role.VIEWER]}"}
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        response = await client.get(path, headers=headers)
+        documented = (await client.get("/openapi.json")).json()
+    assert response.status_code == 503, response.text
+    assert response.json()["error"] == "gateway_unavailable"
+    template = path.replace("/1/", "/{luminaire_id}/")
+    assert "503" in documented["paths"][template]["get"]["responses"]
+
+
+@pytest.fixture
+async def keys_sqlite(sqlite_db: Database) -> dict[Role, str]:
+    async with sqlite_db.sessions() as session:
+        key, _ = await auth.create_key(session=session, name="viewer", role=Role.VIEWER)
+    return {Role.VIEWER: key}
