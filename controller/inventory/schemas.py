@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated, Any, Generic, Optional, Self, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Generic, Self, TypeAlias, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -33,14 +33,10 @@ DbId = Annotated[int, Field(ge=1, le=MAX_DB_ID)]
 """A reference to a database row: a positive 32-bit integer (larger ones are refused)."""
 
 
-def _topic_level(value: str) -> str:
-    return check_gateway_id(value)
-
-
 MqttId = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_GATEWAY_ID_LEN),
-    AfterValidator(_topic_level),
+    AfterValidator(check_gateway_id),
 ]
 """A gateway's id in the MQTT topic tree, one topic level: 1 to 128 characters, none of
 ``/``, ``+``, ``#`` or control characters (docs/protocol/mqtt.md). EUI-64, MAC and LoRaWAN
@@ -56,7 +52,7 @@ def _refuse_null(value: object) -> object:
 
 
 if TYPE_CHECKING:
-    Omittable = Optional[F]  # noqa: UP045 - a generic alias needs the subscriptable form
+    Omittable: TypeAlias = F | None
 else:
     Omittable = Annotated[F, BeforeValidator(_refuse_null)]
 """A field of a partial update that may be left out but may not be null (its value is
