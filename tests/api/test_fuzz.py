@@ -19,6 +19,7 @@ import asyncio
 import json
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,6 +79,7 @@ class RunningSystem:
         self.port = free_port()
         self.key = ""
         self.server: uvicorn.Server | None = None
+        self.controller: Controller | None = None
         self.failure: BaseException | None = None
         self.ready = threading.Event()
         self.thread = threading.Thread(target=self._run, name="fuzz-system", daemon=True)
@@ -104,7 +106,7 @@ class RunningSystem:
             specs = specs_from_bundle(bundle)
             async with Fleet(specs, clock=SystemClock(), mqtt=self.settings.mqtt) as fleet:
                 await self._point_gateways_at(db, fleet)
-                controller = Controller(self.settings, db, SystemClock())
+                controller = self.controller = Controller(self.settings, db, SystemClock())
                 app = create_app(self.settings, db, controller=controller)
                 config = uvicorn.Config(
                     app, host=HOST, port=self.port, log_level="warning", lifespan="on"
@@ -148,6 +150,18 @@ class RunningSystem:
             time.sleep(0.1)
         raise TimeoutError("the API did not answer within 10 s")
 
+    def telemetry_lands(self, within_s: float) -> bool:
+        """Whether the controller writes a new batch of telemetry rows within ``within_s``."""
+        assert self.controller is not None
+        stats = self.controller.sink.stats
+        written = stats.written
+        deadline = time.monotonic() + within_s
+        while time.monotonic() < deadline:
+            if stats.written > written:
+                return True
+            time.sleep(0.2)
+        return False
+
     def stop(self) -> None:
         if self.server is not None:
             self.server.should_exit = True
@@ -158,7 +172,7 @@ class RunningSystem:
 
 
 def _fresh_pg_database() -> Iterator[str]:
-    name = f"streetlight_fuzz_{free_port()}"
+    name = f"streetlight_fuzz_{uuid.uuid4().hex[:12]}"
 
     async def run(sql: str) -> None:
         conn = await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
@@ -314,6 +328,8 @@ def test_every_operation_answers_within_its_schema(running_system: RunningSystem
     assert not failures, f"{len(failures)} operation(s) failed:\n\n" + "\n\n".join(failures)
     # the premise: many cases reached real records, and many of those were served
     assert tally.with_ids > 50 and tally.resolved > 20, tally
+    # and the system still works: telemetry keeps reaching the database
+    assert running_system.telemetry_lands(within_s=30), "telemetry stopped landing"
 
 
 # --- what the fuzzing found ---------------------------------------------------------------------
