@@ -4,13 +4,15 @@ The system runs as ``streetlight demo`` runs it, in a thread of this process: th
 seed (500 luminaires), a fake fleet of Modbus and MQTT gateways (real sockets, a real
 mosquitto), the controller polling and commanding them, and the API served by uvicorn on a
 loopback port. schemathesis reads ``/openapi.json`` from it and sends every operation's
-generated cases over HTTP with an admin key, so ids resolve and the state endpoints answer
-from the controller.
+generated cases over HTTP with an admin key; half the positive cases name records the
+system holds, so updates, deletes, timelines and state run on real data, and the state
+endpoints answer from the controller.
 
 Every response must: not be a 5xx; have a status code the schema documents for the
-operation; have the documented content type; and match the documented body schema.
-Bounded: a fixed number of examples per operation, derandomized (the same cases every
-run), so a failure reproduces and each database's run stays under a minute.
+operation; have the documented content type; and match the documented body schema. After
+the fuzzing the controller must still be writing telemetry. Bounded: a fixed number of
+examples per operation, derandomized (the same cases every run), so a failure reproduces;
+about a minute per database on a loaded two-core machine.
 """
 
 from __future__ import annotations
