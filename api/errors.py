@@ -61,6 +61,17 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 """Documented on every /api/v1 operation (OpenAPI), so clients see the real error shape."""
 
+
+def json_error_doc(description: str) -> dict[str, Any]:
+    """An error answer documented as ``application/json`` :class:`ErrorBody` on a route whose
+    own media type is another (text/plain, application/ld+json)."""
+    schema = {"$ref": "#/components/schemas/ErrorBody"}
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+NGSI_LD_PREFIX = "/ngsi-ld/"
+NGSI_LD_ERRORS = "https://uri.etsi.org/ngsi-ld/errors/"
+
 _STATUS: list[tuple[type[LightingError], int, str]] = [
     (NotFound, 404, "not_found"),
     (Conflict, 409, "conflict"),
@@ -131,8 +142,19 @@ def install_error_handlers(app: FastAPI) -> None:
             error_body("conflict", "the change conflicts with existing data"), status_code=409
         )
 
-    async def on_http(_: Request, exc: Exception) -> JSONResponse:
+    async def on_http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 404 and request.url.path.startswith(NGSI_LD_PREFIX):
+            # an NGSI-LD client gets its own error shape, also for a path no route matches
+            body = {"type": NGSI_LD_ERRORS + "ResourceNotFound", "title": "Not found",
+                    "detail": f"no resource at {request.url.path}"}  # fmt: skip
+            return JSONResponse(body, status_code=404)
+        if exc.status_code == 400:  # FastAPI could not read the body (not UTF-8 JSON)
+            fields = [{"field": "body", "message": str(exc.detail)}]
+            return JSONResponse(
+                error_body("validation_error", f"invalid request: body: {exc.detail}", fields),
+                status_code=422,
+            )
         code = {404: "not_found", 405: "method_not_allowed", 401: "not_authenticated"}.get(
             exc.status_code, "http_error"
         )

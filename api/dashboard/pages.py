@@ -17,7 +17,7 @@ from api.dashboard.energy_summary import energy_summary
 from api.dashboard.geo import build_map
 from api.dashboard.i18n import Translator, validation_messages
 from api.dashboard.night import tonight
-from api.dashboard.status import LightState, classify, count, states_of, summarise
+from api.dashboard.status import StateWord, classify, count, states_of, summarise
 from api.dashboard.web import (
     Id,
     PageNumber,
@@ -84,7 +84,7 @@ def describe_step(source: str, program: str | None, step: int | None, override_i
     return t(key) if t.has(key) else source
 
 
-async def _light_states(request: Request, session: AsyncSession) -> dict[int, LightState] | None:
+async def _light_states(request: Request, session: AsyncSession) -> dict[int, StateWord] | None:
     controller = controller_of(request)
     if controller is None:
         return None
@@ -127,7 +127,7 @@ async def overview(request: Request, session: SessionDep, group: str | None = No
         "overview.html",
         {
             "summary": summary,
-            "states": [s.value for s in LightState if s is not LightState.UNKNOWN],
+            "states": [s.value for s in StateWord if s is not StateWord.UNKNOWN],
             "fault_counts": counts,
             "latest": latest.items,
             "lum_names": lum_names,
@@ -156,14 +156,14 @@ async def map_page(request: Request, session: SessionDep, focus: str | None = No
     states = await _light_states(request, session)
     wards = sorted({p.ward for p in points})
     ward_fill = {w: PALETTE[i % len(PALETTE)] for i, w in enumerate(wards)}
-    shown = [s.value for s in LightState if (s is LightState.UNKNOWN) == (states is None)]
+    shown = [s.value for s in StateWord if (s is StateWord.UNKNOWN) == (states is None)]
     return render(
         request,
         "map.html",
         {
             "geo": geo,
             "states": {
-                m.id: (states.get(m.id, LightState.UNKNOWN) if states is not None else "unknown")
+                m.id: (states.get(m.id, StateWord.UNKNOWN) if states is not None else "unknown")
                 for m in geo.markers
             },
             "legend": shown,
@@ -193,7 +193,7 @@ async def map_state(request: Request, session: SessionDep) -> Response:
             "at": now_of(request).isoformat(),
             "time": t("map_updated", time=t.hm(now_of(request))),
             "states": {str(k): v.value for k, v in (states or {}).items()},
-            "labels": {s.value: t(f"state_{s.value}") for s in LightState},
+            "labels": {s.value: t(f"state_{s.value}") for s in StateWord},
         },
         headers={"Cache-Control": "no-store"},
     )
@@ -410,7 +410,7 @@ async def _group_context(
     assert row is not None
     ids = await queries.member_ids(session=session, group=row)
     states = await _light_states(request, session)
-    counts = count(states.get(i, LightState.UNKNOWN) for i in ids) if states is not None else None
+    counts = count(states.get(i, StateWord.UNKNOWN) for i in ids) if states is not None else None
     members = await inventory.list_luminaires(
         session=session, limit=MEMBERS_SHOWN, offset=0, group_id=group_id
     )
@@ -444,7 +444,7 @@ async def _group_context(
         "group": group,
         "calendar": calendars.get(group.calendar_id) if group.calendar_id else None,
         "counts": counts,
-        "state_words": [s.value for s in LightState if s is not LightState.UNKNOWN],
+        "state_words": [s.value for s in StateWord if s is not StateWord.UNKNOWN],
         "members": members.items,
         "member_total": members.total,
         "member_states": member_states,

@@ -11,8 +11,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.dashboard.charts import Sample
 from api.dashboard.geo import MapPoint
+from controller.core.errors import NotFound
+from controller.faults import data as faults
 from controller.faults.data import FaultPublic, FaultState
+from controller.inventory import data as inventory
 from controller.inventory.data import group_condition
+from controller.inventory.schemas import GatewayPublic, LampTypePublic, LuminairePublic
 from controller.scheduling.overrides import (
     OverridePublic,
     overlapping,
@@ -23,7 +27,6 @@ from controller.store.tables import (
     EnergyHourly,
     FaultRow,
     Gateway,
-    LampType,
     Luminaire,
     LuminaireGroup,
     ReadingRow,
@@ -62,17 +65,12 @@ class FaultCounts:
 
 
 async def fault_counts(*, session: AsyncSession) -> FaultCounts:
-    rows = (
-        await session.exec(
-            select(FaultRow.severity, FaultRow.state, func.count())
-            .where(FaultRow.state != FaultState.RESOLVED)
-            .group_by(FaultRow.severity, FaultRow.state)
-        )
-    ).all()
-    critical = sum(n for sev, _s, n in rows if sev == "critical")
-    warning = sum(n for sev, _s, n in rows if sev != "critical")
-    acked = sum(n for _sev, st, n in rows if st == FaultState.ACKNOWLEDGED)
-    return FaultCounts(critical, warning, acked)
+    counts = await faults.open_fault_counts(session=session)
+    return FaultCounts(
+        critical=sum(c.count for c in counts if c.severity == "critical"),
+        warning=sum(c.count for c in counts if c.severity != "critical"),
+        acknowledged=sum(c.count for c in counts if c.state == FaultState.ACKNOWLEDGED),
+    )
 
 
 async def readings(
@@ -143,18 +141,22 @@ async def wards(*, session: AsyncSession) -> list[str]:
 
 @dataclass(frozen=True, slots=True)
 class LuminaireInfo:
-    row: Luminaire
-    lamp: LampType | None
-    gateway: Gateway | None
+    row: LuminairePublic
+    lamp: LampTypePublic
+    gateway: GatewayPublic
 
 
 async def luminaire_info(*, session: AsyncSession, luminaire_id: int) -> LuminaireInfo | None:
-    row = await session.get(Luminaire, luminaire_id)
-    if row is None:
+    """The luminaire with its lamp type and gateway, as the API gives them (None: no such)."""
+    try:
+        row = await inventory.get_luminaire(session=session, luminaire_id=luminaire_id)
+    except NotFound:
         return None
-    lamp = await session.get(LampType, row.lamp_type_id)
-    gateway = await session.get(Gateway, row.gateway_id)
-    return LuminaireInfo(row, lamp, gateway)
+    return LuminaireInfo(
+        row,
+        await inventory.get_lamp_type(session=session, lamp_type_id=row.lamp_type_id),
+        await inventory.get_gateway(session=session, gateway_id=row.gateway_id),
+    )
 
 
 async def names(
@@ -199,8 +201,3 @@ async def faults_of_luminaires(
         stmt = stmt.where(FaultRow.state != FaultState.RESOLVED)
     rows = (await session.exec(stmt.order_by(col(FaultRow.id).desc()).limit(limit))).all()
     return [FaultPublic.model_validate(r) for r in rows]
-
-
-async def fault_types(*, session: AsyncSession) -> list[str]:
-    rows = (await session.exec(select(FaultRow.fault_type).distinct())).all()
-    return sorted(rows)

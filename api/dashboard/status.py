@@ -1,9 +1,9 @@
 """What a light is doing, in one word for the map and the counts (pure).
 
-The word comes from the *actual* level (what the luminaire reports), as in the state
-summary API: ``on`` at 100 %, ``dimmed`` between, ``off`` at 0; ``offline`` when the
-luminaire or its gateway does not answer; ``faulty`` when it answers but has an
-unresolved fault of its own; ``unknown`` when no controller runs in this process.
+The word is the state summary API's (:func:`controller.core.light_state.light_state`:
+``on``, ``dimmed``, ``off`` from the reported level, ``offline``), plus two the dashboard
+adds: ``faulty`` when the luminaire answers but has an unresolved fault of its own, and
+``unknown`` when no controller runs in this process.
 """
 
 from __future__ import annotations
@@ -12,10 +12,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from controller.core.light_state import LightState, light_state
 from controller.loop.runtime import Controller, LuminaireState
 
 
-class LightState(StrEnum):
+class StateWord(StrEnum):
+    """The dashboard's words: the core's four, ``faulty`` and ``unknown``."""
+
     ON = "on"
     DIMMED = "dimmed"
     OFF = "off"
@@ -24,27 +27,22 @@ class LightState(StrEnum):
     UNKNOWN = "unknown"
 
 
-def classify(state: LuminaireState | None, faulty: bool) -> LightState:
+def classify(state: LuminaireState | None, faulty: bool) -> StateWord:
     if state is None:
-        return LightState.UNKNOWN
-    if not state.online or state.actual is None:
-        return LightState.OFFLINE
-    if faulty:
-        return LightState.FAULTY
-    if state.actual >= 100:
-        return LightState.ON
-    if state.actual > 0:
-        return LightState.DIMMED
-    return LightState.OFF
+        return StateWord.UNKNOWN
+    word = light_state(online=state.online, actual=state.actual)
+    if faulty and word is not LightState.OFFLINE:
+        return StateWord.FAULTY
+    return StateWord(word.value)
 
 
 @dataclass(slots=True)
 class Counts:
     """Luminaires per state word."""
 
-    by_state: dict[LightState, int] = field(default_factory=dict)
+    by_state: dict[StateWord, int] = field(default_factory=dict)
 
-    def add(self, state: LightState) -> None:
+    def add(self, state: StateWord) -> None:
         self.by_state[state] = self.by_state.get(state, 0) + 1
 
     @property
@@ -52,7 +50,7 @@ class Counts:
         return sum(self.by_state.values())
 
     def get(self, state: str) -> int:
-        return self.by_state.get(LightState(state), 0)
+        return self.by_state.get(StateWord(state), 0)
 
 
 @dataclass(slots=True)
@@ -63,7 +61,7 @@ class Summary:
     gateways_offline: int
 
 
-def states_of(controller: Controller, faulty: set[int]) -> dict[int, LightState]:
+def states_of(controller: Controller, faulty: set[int]) -> dict[int, StateWord]:
     """Every luminaire the controller knows, by id."""
     return {info.id: classify(state, info.id in faulty) for info, state in controller.all_states()}
 
@@ -84,7 +82,7 @@ def summarise(controller: Controller, faulty: set[int]) -> Summary:
     )
 
 
-def count(states: Iterable[LightState]) -> Counts:
+def count(states: Iterable[StateWord]) -> Counts:
     out = Counts()
     for s in states:
         out.add(s)

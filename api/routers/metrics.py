@@ -6,40 +6,35 @@ from collections import Counter
 
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
-from sqlmodel import func, select
 
 from api.deps import PrincipalDep, SessionDep
+from api.errors import json_error_doc
+from controller.core.light_state import light_state
+from controller.faults import data as faults
 from controller.loop.metrics import Exposition
 from controller.loop.runtime import Controller
-from controller.store.tables import FaultRow
 
 router = APIRouter(tags=["observability"])
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-
-
-def _state_of(online: bool, actual: int | None) -> str:
-    if not online or actual is None:
-        return "offline"
-    return "on" if actual >= 100 else "dimmed" if actual > 0 else "off"
 
 
 @router.get(
     "/metrics",
     summary="Prometheus metrics: lights by state and ward, faults, gateways, latencies, ingest",
     response_class=PlainTextResponse,
+    responses={
+        401: json_error_doc("No key, or an unknown or revoked key"),
+        429: json_error_doc("Too many failed authentications from this address"),
+    },
 )
 async def metrics(request: Request, session: SessionDep, _: PrincipalDep) -> PlainTextResponse:
     out = Exposition()
-    faults = (
-        await session.exec(
-            select(FaultRow.fault_type, func.count())
-            .where(FaultRow.state != "resolved")
-            .group_by(FaultRow.fault_type)
-        )
-    ).all()
+    by_type: Counter[str] = Counter()
+    for c in await faults.open_fault_counts(session=session):
+        by_type[c.fault_type] += c.count
     out.family(
         "streetlight_open_faults", "gauge", "Faults not resolved, by type",
-        (({"type": t}, float(n)) for t, n in faults),
+        (({"type": t}, float(n)) for t, n in sorted(by_type.items())),
     )  # fmt: skip
     controller: Controller | None = getattr(request.app.state, "controller", None)
     running = controller is not None and controller.book is not None
@@ -50,7 +45,7 @@ async def metrics(request: Request, session: SessionDep, _: PrincipalDep) -> Pla
     if controller is not None and controller.book is not None:
         by_state: Counter[tuple[str, str]] = Counter()
         for info, state in controller.all_states():
-            by_state[(info.ward, _state_of(state.online, state.actual))] += 1
+            by_state[(info.ward, light_state(online=state.online, actual=state.actual))] += 1
         out.family(
             "streetlight_luminaires", "gauge", "Luminaires by reported state and ward",
             (({"ward": w, "state": s}, float(n)) for (w, s), n in sorted(by_state.items())),

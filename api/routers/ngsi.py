@@ -16,9 +16,10 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from pydantic import BaseModel
 
 from api.deps import MAX_ID, PrincipalDep, SessionDep, SettingsDep
-from api.errors import validation_fields
+from api.errors import NGSI_LD_ERRORS, json_error_doc, validation_fields
 from controller.core.errors import (
     FieldProblem,
     Forbidden,
@@ -30,7 +31,7 @@ from controller.core.errors import (
 from controller.export import ngsi
 from controller.loop.runtime import Controller
 
-ERRORS = "https://uri.etsi.org/ngsi-ld/errors/"
+ERRORS = NGSI_LD_ERRORS
 LD_JSON = "application/ld+json"
 TYPE_IRI = "https://smartdatamodels.org/dataModel.Streetlighting/"
 """What the Streetlighting context expands the type names to; accepted as well."""
@@ -85,7 +86,31 @@ class NgsiRoute(APIRoute):
         return guarded
 
 
-router = APIRouter(tags=["ngsi-ld"], route_class=NgsiRoute)
+class ProblemDetails(BaseModel):
+    """An NGSI-LD error (ETSI GS CIM 009, 5.5.3): every error of these routes has this shape."""
+
+    type: str
+    title: str
+    detail: str
+
+
+def _problem_doc(description: str) -> dict[str, Any]:
+    # errors are application/json, unlike the routes' application/ld+json: given as
+    # ``content``, since a ``model`` would be documented under the route's media type
+    schema = ProblemDetails.model_json_schema()
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _problem_doc("Invalid query (BadRequestData): `detail` names the parameter"),
+    401: _problem_doc("No key, or an unknown or revoked key"),
+    403: _problem_doc("The key's role may not read entities"),
+    404: _problem_doc("No such entity (ResourceNotFound)"),
+    406: _problem_doc("The client accepts neither application/ld+json nor application/json"),
+    429: json_error_doc("Too many failed authentications from this address"),
+}
+
+router = APIRouter(tags=["ngsi-ld"], route_class=NgsiRoute, responses=PROBLEM_RESPONSES)
 
 
 def _wants_ld(request: Request) -> bool:

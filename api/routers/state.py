@@ -8,9 +8,19 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from api.deps import ControllerDep, IdPath, PrincipalDep
+from api.errors import ErrorBody
 from controller.core.errors import NotFound
+from controller.core.light_state import LightState, light_state
 
-router = APIRouter(tags=["state"])
+router = APIRouter(
+    tags=["state"],
+    responses={
+        503: {
+            "model": ErrorBody,
+            "description": "No controller runs in this process (`gateway_unavailable`)",
+        }
+    },
+)
 
 
 class TargetPublic(BaseModel):
@@ -95,6 +105,10 @@ class Counts(BaseModel):
     off: int = 0
     offline: int = 0
 
+    def add(self, state: LightState) -> None:
+        self.total += 1
+        setattr(self, state.value, getattr(self, state.value) + 1)
+
 
 class Summary(BaseModel):
     at: datetime
@@ -114,15 +128,7 @@ async def summary(controller: ControllerDep, _: PrincipalDep) -> Summary:
     for info, state in controller.all_states():
         ward = wards.setdefault(info.ward, Counts())
         for counts in (total, ward):
-            counts.total += 1
-            if not state.online or state.actual is None:
-                counts.offline += 1
-            elif state.actual >= 100:
-                counts.on += 1
-            elif state.actual > 0:
-                counts.dimmed += 1
-            else:
-                counts.off += 1
+            counts.add(light_state(online=state.online, actual=state.actual))
     online = sum(1 for g in controller.gateways.values() if g.online)
     return Summary(
         at=controller.clock.now(),

@@ -573,3 +573,26 @@ def _durations(dialect: str, *period: Any) -> Any:
 def _mean_s(total_us: Any, count: int) -> float | None:
     """Mean in seconds, rounded to 0.1 s; ``None`` without values."""
     return round(float(total_us) / count / 1_000_000, 1) if count else None
+
+
+@dataclass(frozen=True, slots=True)
+class OpenFaultCount:
+    """How many faults not yet resolved have this type, severity and state."""
+
+    fault_type: str
+    severity: str
+    state: str
+    count: int
+
+
+async def open_fault_counts(*, session: AsyncSession) -> list[OpenFaultCount]:
+    """Faults not resolved, counted by type, severity and state (one aggregate query): what
+    the dashboard's overview and the Prometheus gauge show."""
+    rows = (
+        await session.exec(
+            select(FaultRow.fault_type, FaultRow.severity, FaultRow.state, func.count())
+            .where(FaultRow.state != FaultState.RESOLVED)
+            .group_by(FaultRow.fault_type, FaultRow.severity, FaultRow.state)
+        )
+    ).all()
+    return [OpenFaultCount(t, sev, st, int(n)) for t, sev, st, n in rows]

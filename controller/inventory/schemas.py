@@ -7,14 +7,22 @@ too, so the REST API, the bulk import and the CLI refuse the same things.
 
 from __future__ import annotations
 
-import re
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Generic, Self, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Generic, Self, TypeAlias, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 from controller.core.values import MAX_LUMINAIRES_PER_UNIT, Protocol
+from protocols.mqtt_topics import MAX_GATEWAY_ID_LEN, check_gateway_id
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -23,7 +31,32 @@ Longitude = Annotated[float, Field(ge=-180, le=180)]
 MAX_DB_ID = 2**31 - 1
 DbId = Annotated[int, Field(ge=1, le=MAX_DB_ID)]
 """A reference to a database row: a positive 32-bit integer (larger ones are refused)."""
-_TOPIC_ID = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
+
+
+MqttId = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_GATEWAY_ID_LEN),
+    AfterValidator(check_gateway_id),
+]
+"""A gateway's id in the MQTT topic tree, one topic level: 1 to 128 characters, none of
+``/``, ``+``, ``#`` or control characters (docs/protocol/mqtt.md). EUI-64, MAC and LoRaWAN
+ids (``00-80-E1-15-00-0A-12-34``, ``b8:27:eb:12:34:56``, ``eui-0080e1...``) all fit."""
+
+F = TypeVar("F")
+
+
+def _refuse_null(value: object) -> object:
+    if value is None:
+        raise ValueError("may not be null; leave the field out to keep its value")
+    return value
+
+
+if TYPE_CHECKING:
+    Omittable: TypeAlias = F | None
+else:
+    Omittable = Annotated[F, BeforeValidator(_refuse_null)]
+"""A field of a partial update that may be left out but may not be null (its value is
+required): ``None`` only means "not sent". The published schema does not allow null."""
 
 
 class Role(StrEnum):
@@ -51,7 +84,7 @@ class GatewayFields(_In):
     host: str | None = Field(default=None, max_length=255)
     port: int | None = Field(default=None, ge=1, le=65535)
     unit_ids: list[Annotated[int, Field(ge=1, le=247)]] = Field(default_factory=list)
-    mqtt_id: str | None = Field(default=None, max_length=100)
+    mqtt_id: MqttId | None = None
     ward: Name | None = None
     latitude: Latitude | None = None
     longitude: Longitude | None = None
@@ -84,8 +117,6 @@ def check_gateway_connection(
     else:
         if not mqtt_id:
             raise ValueError("an mqtt gateway needs mqtt_id (its topic id)")
-        if not _TOPIC_ID.match(mqtt_id):
-            raise ValueError("mqtt_id may hold only letters, digits, '_', '-' and '.'")
         if unit_ids:
             raise ValueError("unit_ids are only for modbus gateways")
 
@@ -97,16 +128,16 @@ class GatewayCreate(GatewayFields):
 class GatewayUpdate(_In):
     """Partial update; the merged result is validated as a whole."""
 
-    name: Name | None = None
-    protocol: Protocol | None = None
+    name: Omittable[Name] = None
+    protocol: Omittable[Protocol] = None
     host: str | None = Field(default=None, max_length=255)
     port: int | None = Field(default=None, ge=1, le=65535)
-    unit_ids: list[Annotated[int, Field(ge=1, le=247)]] | None = None
-    mqtt_id: str | None = Field(default=None, max_length=100)
+    unit_ids: Omittable[list[Annotated[int, Field(ge=1, le=247)]]] = None
+    mqtt_id: MqttId | None = None
     ward: Name | None = None
     latitude: Latitude | None = None
     longitude: Longitude | None = None
-    enabled: bool | None = None
+    enabled: Omittable[bool] = None
 
 
 class GatewayPublic(_Out):
@@ -146,11 +177,11 @@ class LampTypeCreate(_In):
 
 
 class LampTypeUpdate(_In):
-    name: Name | None = None
-    rated_power_w: float | None = Field(default=None, gt=0, le=2000)
-    power_tolerance_pct: float | None = Field(default=None, gt=0, le=100)
-    min_dim_level_pct: int | None = Field(default=None, ge=0, le=100)
-    nominal_voltage_v: float | None = Field(default=None, gt=0, le=1000)
+    name: Omittable[Name] = None
+    rated_power_w: Omittable[Annotated[float, Field(gt=0, le=2000)]] = None
+    power_tolerance_pct: Omittable[Annotated[float, Field(gt=0, le=100)]] = None
+    min_dim_level_pct: Omittable[Annotated[int, Field(ge=0, le=100)]] = None
+    nominal_voltage_v: Omittable[Annotated[float, Field(gt=0, le=1000)]] = None
     description: str | None = Field(default=None, max_length=500)
 
 
@@ -182,14 +213,14 @@ class LuminaireCreate(_In):
 
 
 class LuminaireUpdate(_In):
-    name: Name | None = None
-    gateway_id: int | None = Field(default=None, ge=1, le=MAX_DB_ID)
-    address: int | None = Field(default=None, ge=0, le=65535)
-    lamp_type_id: int | None = Field(default=None, ge=1, le=MAX_DB_ID)
-    latitude: Latitude | None = None
-    longitude: Longitude | None = None
-    street: Text | None = None
-    ward: Name | None = None
+    name: Omittable[Name] = None
+    gateway_id: Omittable[DbId] = None
+    address: Omittable[Annotated[int, Field(ge=0, le=65535)]] = None
+    lamp_type_id: Omittable[DbId] = None
+    latitude: Omittable[Latitude] = None
+    longitude: Omittable[Longitude] = None
+    street: Omittable[Text] = None
+    ward: Omittable[Name] = None
     installed_on: date | None = None
 
 
@@ -256,12 +287,12 @@ def check_group_rule(kind: GroupKind, selector: str | None, members: list[int]) 
 
 
 class GroupUpdate(_In):
-    name: Name | None = None
+    name: Omittable[Name] = None
     description: str | None = Field(default=None, max_length=500)
-    kind: GroupKind | None = None
+    kind: Omittable[GroupKind] = None
     selector: str | None = Field(default=None, max_length=200)
-    members: list[DbId] | None = None
-    priority: int | None = Field(default=None, ge=-1000, le=1000)
+    members: Omittable[list[DbId]] = None
+    priority: Omittable[Annotated[int, Field(ge=-1000, le=1000)]] = None
     calendar_id: int | None = Field(default=None, ge=1, le=MAX_DB_ID)
 
 

@@ -23,14 +23,21 @@ from typing import Any
 
 from sqlalchemy import Table, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from controller.core.values import Reading
 from controller.energy.accounting import Sample, energy_between
 from controller.energy.coverage import DEFAULT_MAX_GAP_S, DarkCalendar, Piece, covered_pieces
 from controller.energy.rollup import mark_stale
 from controller.store.db import Database
-from controller.store.tables import EnergyDaily, EnergyHourly, IngestBatch, ReadingRow, StateChange
+from controller.store.tables import (
+    EnergyDaily,
+    EnergyHourly,
+    IngestBatch,
+    Luminaire,
+    ReadingRow,
+    StateChange,
+)
 from schedules.sun import Site
 
 log = logging.getLogger(__name__)
@@ -40,6 +47,7 @@ _STATE: Table = StateChange.__table__  # type: ignore[attr-defined]
 _HOURLY: Table = EnergyHourly.__table__  # type: ignore[attr-defined]
 _DAILY: Table = EnergyDaily.__table__  # type: ignore[attr-defined]
 _BATCH: Table = IngestBatch.__table__  # type: ignore[attr-defined]
+_LUMINAIRE: Table = Luminaire.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,15 +337,14 @@ class TelemetrySink:
                         # a late row for a day already rolled up into energy_monthly
                         await mark_stale(conn, (row["day"] for row in unit.daily))
                     await conn.execute(insert(_BATCH), [{"id": unit.id, "at": datetime.now(UTC)}])
-        except (SQLAlchemyError, OSError) as exc:
-            self.stats.failures += 1
-            unit.attempts += 1
+        except IntegrityError as exc:
             self._retry = unit
-            if self.stats.failures == 1 or self.stats.failures % 100 == 0:
-                log.warning(
-                    "telemetry write failed (%d so far), will retry: %s", self.stats.failures, exc
-                )
-            self.stats.depth = self.depth
+            if await self._drop_deleted(unit):  # a luminaire was deleted meanwhile
+                return await self._write_batch()
+            self._fail(unit, exc)
+            return False
+        except (SQLAlchemyError, OSError) as exc:
+            self._fail(unit, exc)
             return False
         self._retry = None
         self.stats.written += len(unit.items)
@@ -346,6 +353,48 @@ class TelemetrySink:
         self.stats.last_batch_s = time.perf_counter() - started
         self.stats.depth = self.depth
         return True
+
+    def _fail(self, unit: _Unit, reason: object) -> None:
+        self.stats.failures += 1
+        unit.attempts += 1
+        self._retry = unit
+        if self.stats.failures == 1 or self.stats.failures % 100 == 0:
+            log.warning(
+                "telemetry write failed (%d so far), will retry: %s", self.stats.failures, reason
+            )
+        self.stats.depth = self.depth
+
+    async def _drop_deleted(self, unit: _Unit) -> bool:
+        """Drop the unit's rows of luminaires no longer in the inventory; True if any were.
+
+        Their telemetry has nowhere to go (the API deleted them while it was buffered); kept,
+        it would fail the unit's foreign keys on every retry and hold back everyone else's.
+        """
+        wanted = {_luminaire_of(i) for i in unit.items}
+        wanted |= {int(r["luminaire_id"]) for r in (*unit.hourly, *unit.daily)}
+        try:
+            async with self._db.engine.connect() as conn:
+                found = set(
+                    (await conn.execute(select(_LUMINAIRE.c.id).where(_LUMINAIRE.c.id.in_(wanted))))
+                    .scalars()
+                    .all()
+                )
+        except (SQLAlchemyError, OSError):
+            return False
+        gone = wanted - found
+        if not gone:
+            return False
+        before = len(unit.items) + len(unit.hourly) + len(unit.daily)
+        unit.items = [i for i in unit.items if _luminaire_of(i) not in gone]
+        unit.hourly = [r for r in unit.hourly if r["luminaire_id"] not in gone]
+        unit.daily = [r for r in unit.daily if r["luminaire_id"] not in gone]
+        dropped = before - len(unit.items) - len(unit.hourly) - len(unit.daily)
+        log.info("dropped %d telemetry row(s) of deleted luminaire(s) %s", dropped, sorted(gone))
+        return True
+
+
+def _luminaire_of(row: dict[str, Any] | StateRecord) -> int:
+    return row.luminaire_id if isinstance(row, StateRecord) else int(row["luminaire_id"])
 
 
 @dataclass(slots=True)

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from controller.core.errors import FieldProblem, InvalidInput
+from controller.inventory.schemas import Omittable
 from schedules.calendar import (
     AnnualRange,
     Calendar,
@@ -62,10 +63,10 @@ class ProgramCreate(_In):
 
 
 class ProgramUpdate(_In):
-    name: Name | None = None
+    name: Omittable[Name] = None
     description: str | None = Field(default=None, max_length=500)
-    steps: list[StepIn] | None = None
-    default_level: int | None = None
+    steps: Omittable[list[StepIn]] = None
+    default_level: Omittable[int] = None
 
 
 class ProblemPublic(BaseModel):
@@ -177,9 +178,9 @@ class CalendarCreate(_In):
 
 
 class CalendarUpdate(_In):
-    name: Name | None = None
+    name: Omittable[Name] = None
     description: str | None = Field(default=None, max_length=500)
-    rules: list[RuleIn] | None = None
+    rules: Omittable[list[RuleIn]] = None
     default_program_id: int | None = Field(default=None, ge=1, le=2**31 - 1)
 
 

@@ -27,7 +27,7 @@ class Gateway(SQLModel, table=True):
     host: str | None = Field(default=None, max_length=255)
     port: int | None = None
     unit_ids: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    mqtt_id: str | None = Field(default=None, max_length=100, unique=True)
+    mqtt_id: str | None = Field(default=None, max_length=128, unique=True)
     ward: str | None = Field(default=None, max_length=100, index=True)
     latitude: float | None = None
     longitude: float | None = None

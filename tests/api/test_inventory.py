@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from controller.inventory.schemas import Role
+import pytest
+from pydantic import ValidationError
+
+from controller.core.values import Protocol
+from controller.inventory.schemas import GatewayCreate, Role
+from protocols.mqtt_topics import check_gateway_id
 from tests.api.conftest import LAMP, MODBUS_GW, Api, luminaire
 
 
@@ -197,3 +202,61 @@ async def test_lamp_type_in_use_cannot_be_deleted(api: Api, base: dict[str, int]
     r = await api.call("DELETE", f"/lamp-types/{base['lamp_type_id']}", expect=409)
     assert "used by 1 luminaire" in r.json()["message"]
     assert LAMP["name"] == (await api.ok("GET", f"/lamp-types/{base['lamp_type_id']}"))["name"]
+
+
+# --- gateway ids: one rule, the MQTT contract's (docs/protocol/mqtt.md) ---------------------
+
+REAL_GATEWAY_IDS = [
+    "gw:01",  # EUI-style, as the issue reported
+    "00-80-E1-15-00-0A-12-34",  # EUI-64, IEEE notation
+    "eui-0080e115000a1234",  # LoRaWAN network servers (ChirpStack, The Things Stack)
+    "b8:27:eb:12:34:56",  # a MAC address
+    "dh-01",
+    "x" * 128,  # the longest a topic level may be here
+]
+REFUSED_GATEWAY_IDS = ["a/b", "a+b", "a#", "x" * 129, "a\x00b", "a\tb"]
+
+
+def _mqtt_gateway(n: int, mqtt_id: str) -> dict[str, Any]:
+    return {"name": f"gw-mqtt-{n}", "protocol": "mqtt", "mqtt_id": mqtt_id}
+
+
+async def test_gateway_ids_real_gateways_use_are_accepted(api: Api) -> None:
+    for n, mqtt_id in enumerate(REAL_GATEWAY_IDS):
+        created = await api.ok("POST", "/gateways", json=_mqtt_gateway(n, mqtt_id))
+        assert created["mqtt_id"] == mqtt_id
+        got = await api.ok("GET", f"/gateways/{created['id']}")
+        assert got["mqtt_id"] == mqtt_id  # stored whole (PostgreSQL enforces the length)
+        renamed = await api.ok(
+            "PATCH", f"/gateways/{created['id']}", json={"mqtt_id": mqtt_id[::-1]}
+        )
+        assert renamed["mqtt_id"] == mqtt_id[::-1]
+
+
+async def test_gateway_ids_that_cannot_be_a_topic_level_are_refused(api: Api) -> None:
+    for n, mqtt_id in enumerate(REFUSED_GATEWAY_IDS):
+        response = await api.call("POST", "/gateways", json=_mqtt_gateway(n, mqtt_id), expect=422)
+        assert "mqtt_id" in fields(response.json()) or "mqtt_id" in response.json()["message"]
+
+
+async def test_the_import_takes_the_same_gateway_ids(api: Api) -> None:
+    bundle = {
+        "type": "FeatureCollection",
+        "features": [],
+        "gateways": [_mqtt_gateway(n, mqtt_id) for n, mqtt_id in enumerate(REAL_GATEWAY_IDS)],
+    }
+    result = await api.ok("POST", "/luminaires/import", json=bundle, expect=200)
+    assert result["gateways_created"] == len(REAL_GATEWAY_IDS)
+    page = await api.ok("GET", "/gateways?protocol=mqtt&limit=100")
+    assert sorted(g["mqtt_id"] for g in page["items"]) == sorted(REAL_GATEWAY_IDS)
+
+
+def test_the_api_and_the_topic_tree_agree_on_gateway_ids() -> None:
+    for mqtt_id in REAL_GATEWAY_IDS:
+        assert check_gateway_id(mqtt_id) == mqtt_id
+        GatewayCreate(name="g", protocol=Protocol.MQTT, mqtt_id=mqtt_id)
+    for mqtt_id in REFUSED_GATEWAY_IDS:
+        with pytest.raises(ValueError, match="gateway id"):
+            check_gateway_id(mqtt_id)
+        with pytest.raises(ValidationError):
+            GatewayCreate(name="g", protocol=Protocol.MQTT, mqtt_id=mqtt_id)

@@ -20,7 +20,7 @@ from api.dashboard.config import load_config
 from api.dashboard.geo import MapPoint, build_map, convex_hull, walking_order
 from api.dashboard.i18n import STRINGS, Lang, Translator
 from api.dashboard.sessions import SESSION_COOKIE, SessionStore
-from api.dashboard.status import LightState
+from api.dashboard.status import StateWord
 from controller.access import auth
 from controller.config.settings import Settings
 from controller.core.errors import ConfigError
@@ -369,7 +369,7 @@ def test_every_template_string_exists_in_both_languages() -> None:
     assert not missing
     # keys built in templates: t('state_' ~ word) and the like
     families = {
-        "state_": [s.value for s in LightState],
+        "state_": [s.value for s in StateWord],
         "fstate_": ["active", "open", "acknowledged", "resolved"],
         "sev_": ["warning", "critical"],
         "kind_": [k.value for k in GroupKind],
