@@ -98,6 +98,10 @@ class Shutdown:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watcher
         if self._cancelled and self._task is not None:
+            if exc_type is not asyncio.CancelledError:
+                # the block ended before the cancellation reached it: take delivery now
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.sleep(0)
             self._task.uncancel()
             if exc_type is asyncio.CancelledError and self._task.cancelling() == 0:
                 log.info("stopped")

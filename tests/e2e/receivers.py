@@ -19,12 +19,7 @@ from starlette.routing import Route
 
 from controller.alerts.webhook import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from controller.app.settings import MqttSettings
-
-
-def reserve_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.conftest import free_port
 
 
 @dataclass
@@ -32,7 +27,7 @@ class WebhookReceiver:
     """Records every POST; refuses bad signatures with 401 (and counts them)."""
 
     secret: str
-    port: int = field(default_factory=reserve_port)
+    port: int = field(default_factory=free_port)
     received: list[dict[str, Any]] = field(default_factory=list)
     keys: list[str] = field(default_factory=list)
     bad_signatures: int = 0

@@ -267,3 +267,40 @@ async def test_serve_unwinds_in_order_on(sig: signal.Signals, tmp_path: Path) ->
         assert_in_order(serve.messages(), SHUTDOWN_ORDER[:3])
     finally:
         await stop(serve)
+
+
+@pytest.mark.parametrize("child", ["fake fleet", "amqtt broker"])
+async def test_our_children_stop_in_order_when_their_lifeline_closes(child: str) -> None:
+    """The lifeline alone (no PR_SET_PDEATHSIG here): EOF on stdin stops them, exit code 0."""
+    port = free_port()
+    args = {
+        "fake fleet": ["-m", "controller", "fake-fleet", "--lifeline", "--modbus-gateways", "1",
+                       "--per-gateway", "2", "--control-port", str(port)],
+        "amqtt broker": ["-m", "controller.demo.embedded_broker", "127.0.0.1", str(port),
+                         "--lifeline"],
+    }[child]  # fmt: skip
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, *args,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + STARTUP_S
+        while True:  # both listen on ``port`` once up
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+            except OSError:
+                assert proc.returncode is None and time.monotonic() < deadline, "not up"
+                await asyncio.sleep(0.1)
+                continue
+            writer.close()
+            await writer.wait_closed()
+            break
+        assert proc.stdin is not None
+        proc.stdin.close()  # what the kernel does when the parent dies
+        async with asyncio.timeout(GONE_WITHIN_S):
+            assert await proc.wait() == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()

@@ -19,7 +19,8 @@ from controller.alerts.dispatcher import AlertDispatcher
 from controller.app.settings import Settings, load_settings
 from controller.store.db import Database
 from controller.store.tables import AlertOutbox, FaultEvent, FaultRow
-from tests.e2e.receivers import eventually, reserve_port
+from tests.conftest import free_port
+from tests.e2e.receivers import eventually
 
 
 class Inbox:
@@ -36,7 +37,7 @@ class Inbox:
 @pytest.fixture
 def smtp() -> Iterator[tuple[Inbox, int]]:
     inbox = Inbox()
-    port = reserve_port()
+    port = free_port()
     server = SmtpController(inbox, hostname="127.0.0.1", port=port)
     server.start()
     try:
@@ -132,7 +133,7 @@ async def test_each_and_digest_emails(db: Database, smtp: tuple[Inbox, int]) -> 
 
 
 async def test_an_unreachable_smtp_server_is_retried_then_given_up(db: Database) -> None:
-    port = reserve_port()  # nothing listens there
+    port = free_port()  # nothing listens there
     await _queue(
         db,
         [AlertOutbox(fault_event_id=0, channel="email", target="crew", payload=alert(3),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import statistics
 import time
 from collections.abc import AsyncIterator
@@ -24,6 +23,7 @@ from fake_luminaires.modbus_front import ModbusFront
 from fake_luminaires.model import FakeGateway, GatewayFault, LuminaireFault
 from protocols.modbus import ModbusGateway
 from protocols.register_map import LuminaireField, RegisterProfile, load_builtin_profile
+from tests.conftest import free_port
 
 T0 = datetime(2025, 3, 1, 11, 0, tzinfo=UTC)
 HOST = "127.0.0.1"
@@ -32,12 +32,6 @@ DEAD_CALL_S = FAST.timeout_s * (FAST.retries + 1)
 MARGIN_S = 0.35
 REFERENCE = load_builtin_profile("reference")
 ACME = load_builtin_profile("acme_dali_gw")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
 
 
 def levels_for(count: int, value: int) -> dict[Address, Level]:
