@@ -28,6 +28,7 @@ import gc
 import logging
 import os
 import signal
+import threading
 from collections.abc import Iterator
 from types import TracebackType
 from typing import Self
@@ -74,12 +75,17 @@ class Shutdown:
         self._watcher: asyncio.Task[None] | None = None
         self._server: uvicorn.Server | None = None
         self._cancelled = False
+        self._handlers = False
 
     async def __aenter__(self) -> Self:
         loop = asyncio.get_running_loop()
         self._task = asyncio.current_task()
-        for sig in STOP_SIGNALS:
-            loop.add_signal_handler(sig, self.request, sig.name)
+        # Only the main thread receives signals (a loop in another thread, as in some
+        # tests, is stopped by its owner).
+        if threading.current_thread() is threading.main_thread():
+            for sig in STOP_SIGNALS:
+                loop.add_signal_handler(sig, self.request, sig.name)
+            self._handlers = True
         if self._lifeline:
             self._watcher = loop.create_task(self._watch_lifeline(), name="lifeline")
         return self
@@ -90,9 +96,10 @@ class Shutdown:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool:
-        loop = asyncio.get_running_loop()
-        for sig in STOP_SIGNALS:
-            loop.remove_signal_handler(sig)
+        if self._handlers:
+            loop = asyncio.get_running_loop()
+            for sig in STOP_SIGNALS:
+                loop.remove_signal_handler(sig)
         if self._watcher is not None:
             self._watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -77,3 +77,15 @@ async def test_an_error_inside_is_not_swallowed() -> None:
     with pytest.raises(RuntimeError):
         await failing_after_a_request()
     await asyncio.sleep(0)  # and no cancellation is left pending for the caller
+
+
+def test_a_loop_outside_the_main_thread_gets_no_signal_handlers() -> None:
+    from tests.conftest import run_blocking
+
+    async def stopped() -> str | None:
+        async with Shutdown() as shutdown:
+            shutdown.request("the owner")
+            await asyncio.sleep(10)
+        return shutdown.reason
+
+    assert run_blocking(stopped) == "the owner"
