@@ -20,16 +20,18 @@ Control interface (HTTP on loopback, JSON):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import socket
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
+import uvicorn
 from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel
 
@@ -316,6 +318,15 @@ class Fleet:
             raise HTTPException(422, str(exc)) from exc
 
 
+class _ControlServer(uvicorn.Server):
+    """uvicorn without its signal handlers: the process running the fleet stops it in order
+    (uvicorn would raise SIGTERM again after its own shutdown, ending the process mid-unwind)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 async def serve_fleet(
     fleet: Fleet,
     *,
@@ -325,20 +336,18 @@ async def serve_fleet(
     ready: asyncio.Event | None = None,
 ) -> None:
     """Run the fleet and its control API until cancelled; write the inventory once up."""
-    import uvicorn
-
     async with fleet:
         config = uvicorn.Config(
             fleet.control_app(), host="127.0.0.1", port=control_port, log_level="warning"
         )
-        server = uvicorn.Server(config)
+        server = _ControlServer(config)
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", control_port))
         sock.listen(128)
         port = sock.getsockname()[1]
         async with asyncio.TaskGroup() as tg:
-            tg.create_task(server.serve(sockets=[sock]), name="fleet-control")
+            serving = tg.create_task(server.serve(sockets=[sock]), name="fleet-control")
             inventory = fleet.inventory(bundle)
             inventory["fleet"] = {"control_url": f"http://127.0.0.1:{port}"}
             if inventory_out is not None:
@@ -353,3 +362,9 @@ async def serve_fleet(
             )
             if ready is not None:
                 ready.set()
+            try:
+                await asyncio.shield(serving)
+            except asyncio.CancelledError:  # stop the control API gracefully, then unwind
+                server.should_exit = True
+                await serving
+                raise

@@ -24,6 +24,10 @@ if TYPE_CHECKING:
     from controller.config.settings import Settings
     from controller.store.db import Database
 
+from controller.demo.broker import find_mosquitto, free_port
+
+__all__ = ["IN_CI", "find_mosquitto", "free_port", "require_service", "run_blocking"]
+
 T = TypeVar("T")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
@@ -347,23 +346,28 @@ def fake_fleet(
         int, typer.Option(min=1, help="MQTT gateways multiplexed per connection")
     ] = 1,
     prefix: Annotated[str | None, typer.Option(help="MQTT topic prefix")] = None,
+    lifeline: Annotated[
+        bool, typer.Option(help="Also stop when stdin closes (the parent process is gone)")
+    ] = False,
 ) -> None:
-    """Run simulated gateways (Modbus TCP servers, MQTT clients) with a fault-control API."""
+    """Run simulated gateways (Modbus TCP servers, MQTT clients) with a fault-control API.
+
+    Stops in order on SIGTERM or Ctrl-C.
+    """
     import json
-    import logging
     from urllib.parse import urlparse
 
-    from fake_luminaires.fleet import Fleet, serve_fleet, specs_from_bundle, synthetic_bundle
+    from controller.core.shutdown import before_exit
+    from controller.demo.fleet_process import configure_logging, invent_bundle, run_fake_fleet
 
     settings = _settings(ctx)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging()
     if inventory is not None:
         bundle = json.loads(inventory.read_text(encoding="utf-8"))
     elif modbus_gateways + mqtt_gateways > 0:
-        bundle = synthetic_bundle(modbus_gateways, mqtt_gateways, per_gateway)
+        bundle = invent_bundle(modbus_gateways, mqtt_gateways, per_gateway)
     else:
         raise fail("give --inventory FILE or --modbus-gateways/--mqtt-gateways")
-    specs = specs_from_bundle(bundle)
     mqtt_settings = settings.mqtt
     if broker:
         url = urlparse(broker)
@@ -375,33 +379,20 @@ def fake_fleet(
     if prefix:
         mqtt_settings = mqtt_settings.model_copy(update={"prefix": prefix})
     clock = make_clock(start, speed, origin)
-
-    async def work() -> None:
-        fleet = Fleet(
-            specs,
+    _run(
+        lambda: run_fake_fleet(
+            bundle,
             clock=clock,
             mqtt=mqtt_settings,
             seed=seed,
             state_interval_s=state_interval,
             mqtt_gateways_per_connection=mqtt_per_connection,
+            control_port=control_port,
+            inventory_out=inventory_out,
+            lifeline=lifeline,
         )
-        ready = asyncio.Event()
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(
-                serve_fleet(
-                    fleet,
-                    bundle=bundle,
-                    inventory_out=inventory_out,
-                    control_port=control_port,
-                    ready=ready,
-                ),
-                name="fleet",
-            )
-            await ready.wait()
-            print("READY", flush=True)
-
-    with contextlib.suppress(KeyboardInterrupt):
-        _run(work)
+    )
+    before_exit()
 
 
 def make_clock(start: datetime | None, speed: float, origin: float | None) -> Any:
@@ -482,9 +473,11 @@ def serve(
 ) -> None:
     """Production mode: controller and API on the configured database, broker and gateways."""
     from controller.app.service import run_service
+    from controller.core.shutdown import before_exit
 
     settings = _settings(ctx)
     _run(lambda: run_service(settings, host=host, port=port))
+    before_exit()
 
 
 @app.command("demo")
@@ -510,6 +503,7 @@ def demo(
 ) -> None:
     """Everything on embedded defaults: SQLite, a local broker, a fake fleet, controller, API."""
     from controller.app.service import run_demo
+    from controller.core.shutdown import before_exit
 
     overrides: dict[str, Any] = {}
     if data_dir is not None:
@@ -522,6 +516,7 @@ def demo(
             settings, host=host, port=port, admin_key=admin_key, start=start, speed=speed
         )
     )
+    before_exit()
 
 
 def entrypoint() -> None:  # pragma: no cover - console script shim

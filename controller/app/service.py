@@ -1,8 +1,11 @@
-"""Process entry points: wire settings, database, broker, fleet, controller and API.
+"""Process entry points (the composition root): wire settings, database, broker, fleet,
+controller and API.
 
-Everything runs under one TaskGroup and unwinds in a fixed order on Ctrl-C or
-SIGTERM: the API stops accepting requests, the controller loops are cancelled
-(the telemetry writer flushes), then the fake fleet and the local broker stop.
+Everything runs under one TaskGroup and unwinds in a fixed order on SIGTERM or Ctrl-C
+(:class:`~controller.core.shutdown.Shutdown`): the API stops accepting requests, the
+controller loops are cancelled (the telemetry writer flushes), then the demo's fake fleet
+and local broker are stopped and waited for; the command exits 0. The demo's children
+also stop when the demo is killed outright (:mod:`controller.demo.children`).
 """
 
 from __future__ import annotations
@@ -10,13 +13,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import sys
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import datetime
-from pathlib import Path
-from typing import Any
 
 import uvicorn
 
@@ -26,8 +24,9 @@ from controller.app import logs
 from controller.app import startup_checks as production
 from controller.config.settings import Settings
 from controller.core.clock import AcceleratedClock, Clock, SystemClock
-from controller.core.errors import ConfigError
+from controller.core.shutdown import QuietServer, Shutdown
 from controller.demo.broker import local_broker
+from controller.demo.fleet_process import fake_fleet_process
 from controller.demo.seed import seed_demo
 from controller.inventory.importer import ImportFormat, export_bundle, import_inventory
 from controller.inventory.schemas import Role
@@ -43,77 +42,59 @@ def configure_logging() -> None:
 
 
 async def serve_api(
-    settings: Settings, db: Database, controller: Controller | None, host: str, port: int
+    settings: Settings,
+    db: Database,
+    controller: Controller | None,
+    host: str,
+    port: int,
+    shutdown: Shutdown,
 ) -> None:
-    """Serve the API until a signal; returns when uvicorn has shut down."""
+    """Serve the API until ``shutdown`` stops it; returns when uvicorn has shut down."""
     app = create_app(settings, db, controller=controller)
     config = uvicorn.Config(app, host=host, port=port, log_level="info", lifespan="on")
-    await uvicorn.Server(config).serve()
+    server = QuietServer(config)
+    with shutdown.serving(server):
+        await server.serve()
+    log.info("API stopped")
 
 
 async def run_with_api(
-    settings: Settings, db: Database, controller: Controller, host: str, port: int
+    settings: Settings,
+    db: Database,
+    controller: Controller,
+    host: str,
+    port: int,
+    shutdown: Shutdown,
 ) -> None:
     """The controller and the API side by side; the API's exit ends both."""
-    async with asyncio.TaskGroup() as tg:
-        loops = tg.create_task(controller.run(), name="controller")
-        await controller.wait_ready()
-        await serve_api(settings, db, controller, host, port)
-        loops.cancel()
+    try:
+        async with asyncio.TaskGroup() as tg:
+            loops = tg.create_task(controller.run(), name="controller")
+            await controller.wait_ready()
+            await serve_api(settings, db, controller, host, port, shutdown)
+            loops.cancel()
+    finally:
+        log.info("controller stopped")
 
 
 async def run_service(settings: Settings, *, host: str | None, port: int | None) -> None:
     """Production: the configured database, broker and gateways, real time."""
     configure_logging()
+    async with Shutdown() as shutdown:
+        await _serve(settings, host=host, port=port, shutdown=shutdown)
+
+
+async def _serve(
+    settings: Settings, *, host: str | None, port: int | None, shutdown: Shutdown
+) -> None:
     await production.check_service(settings, api_host=host or settings.api.host)
     async with connect(settings.database_url, echo=settings.database.echo) as db:
         await migrate.prepare(db)
         controller = Controller(settings, db, SystemClock())
         await run_with_api(
-            settings, db, controller, host or settings.api.host, port or settings.api.port
-        )
-
-
-@asynccontextmanager
-async def fake_fleet_process(
-    settings: Settings, bundle_path: Path, out_path: Path, clock: Clock
-) -> AsyncIterator[dict[str, Any]]:
-    """``streetlight fake-fleet`` in a child process; yields the inventory it serves."""
-    args = [
-        sys.executable, "-m", "controller", "fake-fleet",
-        "--inventory", str(bundle_path), "--inventory-out", str(out_path),
-        "--broker", f"mqtt://{settings.mqtt.host}:{settings.mqtt.port}",
-        "--prefix", settings.mqtt.prefix, "--state-interval", "10",
-    ]  # fmt: skip
-    if isinstance(clock, AcceleratedClock):
-        args += [
-            "--start", clock.start.isoformat(), "--speed", str(clock.speed),
-            "--origin", repr(clock.origin),
-        ]  # fmt: skip
-    proc = await asyncio.create_subprocess_exec(
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        start_new_session=True,  # Ctrl-C reaches the demo only; it stops the fleet in order
-    )
-    try:
-        assert proc.stdout is not None
-        async with asyncio.timeout(60):
-            while True:
-                line = await proc.stdout.readline()
-                if not line:
-                    raise ConfigError("the fake fleet exited before it was ready")
-                if line.strip() == b"READY":
-                    break
-        yield json.loads(await asyncio.to_thread(out_path.read_text, encoding="utf-8"))
-    finally:
-        if proc.returncode is None:
-            proc.terminate()
-            try:
-                async with asyncio.timeout(10):
-                    await proc.wait()
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
+            settings, db, controller, host or settings.api.host, port or settings.api.port,
+            shutdown,
+        )  # fmt: skip
 
 
 async def run_demo(
@@ -127,6 +108,28 @@ async def run_demo(
 ) -> None:
     """Everything on embedded defaults, in one process tree."""
     configure_logging()
+    async with Shutdown() as shutdown:
+        await _demo(
+            settings,
+            host=host,
+            port=port,
+            admin_key=admin_key,
+            start=start,
+            speed=speed,
+            shutdown=shutdown,
+        )
+
+
+async def _demo(
+    settings: Settings,
+    *,
+    host: str,
+    port: int,
+    admin_key: str | None,
+    start: datetime | None,
+    speed: float,
+    shutdown: Shutdown,
+) -> None:
     clock: Clock = (
         SystemClock()
         if start is None and speed == 1.0
@@ -193,4 +196,4 @@ async def run_demo(
                     flush=True,
                 )
                 controller = Controller(settings, db, clock)
-                await run_with_api(settings, db, controller, host, port)
+                await run_with_api(settings, db, controller, host, port, shutdown)

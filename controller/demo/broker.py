@@ -2,12 +2,15 @@
 
 Production uses an external broker (a Mosquitto or EMQX cluster) from the settings.
 mosquitto gets ``max_queued_messages 0``: its default of 1,000 silently drops QoS 1
-messages to a subscriber that falls behind.
+messages to a subscriber that falls behind. Run as root, it is told to stay root
+(``user root``): dropping to the ``mosquitto`` user would clear the PR_SET_PDEATHSIG that
+stops it when the demo is killed (:mod:`controller.demo.children`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import socket
 import sys
@@ -17,6 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from controller.core.errors import ConfigError
+from controller.demo.children import spawn, stop_child
+
+MOSQUITTO_PATHS = ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,14 +33,16 @@ class Broker:
 
 
 def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free on ``host`` now (the demo, the benchmarks and the tests use this one)."""
     with socket.socket() as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
 
 
 def find_mosquitto() -> str | None:
-    return shutil.which("mosquitto") or (
-        "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
+    """The mosquitto binary: on the PATH, or where Debian and a source build put it."""
+    return shutil.which("mosquitto") or next(
+        (p for p in MOSQUITTO_PATHS if os.access(p, os.X_OK)), None
     )
 
 
@@ -59,14 +67,17 @@ def _command(data_dir: Path, host: str, port: int, prefer: str) -> tuple[list[st
     data_dir.mkdir(parents=True, exist_ok=True)
     binary = find_mosquitto() if prefer == "mosquitto" else None
     if binary is None:
-        return [sys.executable, "-m", "controller.demo.embedded_broker", host, str(port)], "amqtt"
+        return [
+            sys.executable, "-m", "controller.demo.embedded_broker", host, str(port), "--lifeline"
+        ], "amqtt"  # fmt: skip
     store = data_dir / "mosquitto"
     store.mkdir(exist_ok=True)
     conf = data_dir / "mosquitto.conf"
     conf.write_text(
         f"listener {port} {host}\nallow_anonymous true\nmax_queued_messages 0\n"
         "set_tcp_nodelay true\n"
-        f"persistence true\npersistence_location {store}/\nlog_dest none\n",
+        f"persistence true\npersistence_location {store}/\nlog_dest none\n"
+        + ("user root\n" if os.geteuid() == 0 else ""),
         encoding="utf-8",
     )
     return [binary, "-c", str(conf)], "mosquitto"
@@ -78,21 +89,14 @@ async def local_broker(data_dir: Path, *, prefer: str = "mosquitto") -> AsyncIte
     host = "127.0.0.1"
     port = free_port(host)
     args, kind = await asyncio.to_thread(_command, data_dir, host, port, prefer)
-    proc = await asyncio.create_subprocess_exec(
+    proc = await spawn(
         *args,
+        lifeline=kind == "amqtt",  # mosquitto is tied to us by PR_SET_PDEATHSIG alone
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL,
-        start_new_session=True,  # Ctrl-C reaches us only; we stop the broker last
     )
     try:
         await _wait_listening(host, port, proc)
         yield Broker(host, port, kind)
     finally:
-        if proc.returncode is None:
-            proc.terminate()
-            try:
-                async with asyncio.timeout(5):
-                    await proc.wait()
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
+        await stop_child(proc, "local broker", timeout_s=5)

@@ -1,16 +1,20 @@
-"""``python -m controller.demo.embedded_broker HOST PORT``: amqtt, for machines without mosquitto.
+"""``python -m controller.demo.embedded_broker HOST PORT [--lifeline]``: amqtt, for machines
+without mosquitto.
 
 MQTT 3.1.1 only (amqtt 0.12 refuses v5), state in memory. Good enough for the demo.
+Stops on SIGTERM or SIGINT and, with ``--lifeline``, when stdin closes (the demo that
+started it is gone: :mod:`controller.demo.children`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import signal
 import sys
 
+from controller.core.shutdown import Shutdown
 
-async def main(host: str, port: int) -> None:
+
+async def main(host: str, port: int, *, lifeline: bool) -> None:
     from amqtt.broker import Broker
 
     broker = Broker(
@@ -21,14 +25,13 @@ async def main(host: str, port: int) -> None:
             },
         }
     )
-    await broker.start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    await broker.shutdown()
+    async with Shutdown(lifeline=lifeline):
+        await broker.start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await broker.shutdown()
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], int(sys.argv[2])))
+    asyncio.run(main(sys.argv[1], int(sys.argv[2]), lifeline="--lifeline" in sys.argv[3:]))

@@ -29,7 +29,7 @@ from api.app import DOCS_ASSETS, create_app
 from controller.config.settings import Settings
 from controller.store.db import Database
 from tests.browser.conftest import CHROMIUM_FLAGS, chromium_path
-from tests.integration.conftest import free_port
+from tests.conftest import free_port
 
 if TYPE_CHECKING:
     from playwright.async_api import Page, Route

@@ -9,7 +9,6 @@ import contextlib
 import hashlib
 import logging
 import re
-import socket
 from collections.abc import AsyncIterator
 from html.parser import HTMLParser
 from pathlib import Path
@@ -30,6 +29,7 @@ from controller.app.cli import app as cli_app
 from controller.config.settings import SecuritySettings, Settings, load_settings
 from controller.inventory.schemas import Role
 from controller.store.db import Database
+from tests.conftest import free_port
 
 API = "/api/v1"
 HEADERS = {
@@ -449,12 +449,6 @@ async def test_requests_with_keys_leave_no_key_in_the_logs(
     for key in (admin_key, wrong, wrong[3:]):
         assert key not in logged
         assert key not in captured.out + captured.err
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextlib.asynccontextmanager

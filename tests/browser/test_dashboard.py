@@ -37,8 +37,9 @@ from controller.store.db import Database, open_database
 from controller.store.tables import EnergyDaily, FaultRow, Luminaire
 from fake_luminaires.fleet import Fleet, specs_from_bundle
 from tests.browser.conftest import ARTIFACTS, CHROMIUM_FLAGS, chromium_path
+from tests.conftest import free_port
 from tests.e2e.receivers import eventually
-from tests.integration.conftest import MqttBroker, free_port
+from tests.integration.conftest import MqttBroker
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser, Page

@@ -23,12 +23,7 @@ from starlette.routing import Route
 
 from controller.alerts.webhook import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from controller.config.settings import MqttSettings
-
-
-def reserve_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.conftest import free_port
 
 
 @dataclass
@@ -40,7 +35,7 @@ class WebhookReceiver:
     """
 
     secret: str
-    port: int = field(default_factory=reserve_port)
+    port: int = field(default_factory=free_port)
     received: list[dict[str, Any]] = field(default_factory=list)
     keys: list[str] = field(default_factory=list)
     bad_signatures: int = 0
@@ -118,7 +113,7 @@ class SmtpInbox:
     """A real SMTP server on loopback (aiosmtpd, in its own thread) that keeps every e-mail."""
 
     def __init__(self) -> None:
-        self.port = reserve_port()
+        self.port = free_port()
         self.mails: list[Mail] = []
         self._server = SmtpController(self, hostname="127.0.0.1", port=self.port)
 

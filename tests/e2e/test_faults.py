@@ -34,7 +34,8 @@ from controller.store import migrate
 from controller.store.db import Database, open_database
 from controller.store.tables import AlertOutbox, FaultRow, Luminaire
 from fake_luminaires.fleet import Fleet, specs_from_bundle
-from tests.e2e.receivers import AlertSubscriber, WebhookReceiver, eventually, reserve_port
+from tests.conftest import free_port
+from tests.e2e.receivers import AlertSubscriber, WebhookReceiver, eventually
 from tests.integration.conftest import MqttBroker
 
 pytestmark = pytest.mark.slow
@@ -347,7 +348,7 @@ async def test_a_sigkill_between_delivery_and_marking_delivers_again_with_the_sa
 
     async def serve() -> asyncio.subprocess.Process:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "controller", "serve", "--port", str(reserve_port()),
+            sys.executable, "-m", "controller", "serve", "--port", str(free_port()),
             env=env, stderr=asyncio.subprocess.DEVNULL,
         )  # fmt: skip
         procs.append(proc)

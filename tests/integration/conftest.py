@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -36,26 +35,12 @@ from typing import Any, Literal
 import pytest
 
 from controller.config.settings import MqttSettings
-from tests.conftest import IN_CI, require_service
+from tests.conftest import IN_CI, find_mosquitto, free_port, require_service
 
 MqttVersion = Literal["3.1.1", "5"]
 
 HOST = "127.0.0.1"
-MOSQUITTO_PATHS = ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
 START_TIMEOUT_S = 10.0
-
-
-def find_mosquitto() -> str | None:
-    found = shutil.which("mosquitto")
-    if found:
-        return found
-    return next((p for p in MOSQUITTO_PATHS if os.access(p, os.X_OK)), None)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
 
 
 def _port_open(port: int) -> bool:

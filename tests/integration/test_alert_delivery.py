@@ -30,7 +30,8 @@ from controller.faults.rules import FaultType, Severity
 from controller.faults.tracker import Subject, Transition, TransitionKind
 from controller.store.db import Database
 from controller.store.tables import AlertOutbox
-from tests.e2e.receivers import SmtpInbox, eventually, reserve_port
+from tests.conftest import free_port
+from tests.e2e.receivers import SmtpInbox, eventually
 
 CREW = "doi1@dongha.vn"
 CHIEF = "truong@dongha.vn"
@@ -93,7 +94,7 @@ async def _deliver_until(dispatcher: AlertDispatcher, check: Any, what: str) -> 
 async def test_rules_queue_one_e_mail_per_alert_and_digest_rows_due_at_the_window_end(
     db: Database,
 ) -> None:
-    settings = _settings(reserve_port(), digest_min=15)
+    settings = _settings(free_port(), digest_min=15)
     queued_at = datetime(2026, 12, 7, 10, 7, 30, tzinfo=UTC)
     await _record(db, settings, queued_at)
     rows = await _outbox(db)
@@ -203,7 +204,7 @@ async def test_a_digest_waits_for_the_end_of_its_window(db: Database) -> None:
 async def test_an_unreachable_smtp_server_is_retried_then_given_up_a_digest_as_one(
     db: Database,
 ) -> None:
-    settings = _settings(reserve_port(), max_attempts=3)  # nothing listens there
+    settings = _settings(free_port(), max_attempts=3)  # nothing listens there
     await _record(db, settings, datetime.now(UTC) - timedelta(minutes=2))
     dispatcher = _dispatcher(settings, db)
 

@@ -26,8 +26,8 @@ from controller.inventory.schemas import Role
 from controller.store import migrate
 from controller.store.db import open_database
 from fake_luminaires.fleet import synthetic_bundle
-from tests.conftest import PG_ADMIN_DSN, require_service
-from tests.e2e.receivers import eventually, reserve_port
+from tests.conftest import PG_ADMIN_DSN, free_port, require_service
+from tests.e2e.receivers import eventually
 from tests.integration.conftest import MqttBroker
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -103,7 +103,7 @@ async def test_three_instances_share_gateways_and_survive_a_kill(
             )  # fmt: skip
         for n in ("a", "b", "c"):
             instances[n] = await _spawn(
-                "serve", "--port", str(reserve_port()),
+                "serve", "--port", str(free_port()),
                 env={
                     **env,
                     "STREETLIGHT_DATABASE__URL": url,

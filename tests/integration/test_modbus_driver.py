@@ -23,7 +23,7 @@ from fake_luminaires.modbus_front import ModbusFront
 from fake_luminaires.model import FakeGateway, GatewayFault, LuminaireFault
 from protocols.modbus import ModbusGateway
 from protocols.register_map import LuminaireField, RegisterProfile, load_builtin_profile
-from tests.integration.conftest import free_port
+from tests.conftest import free_port
 
 T0 = datetime(2025, 3, 1, 11, 0, tzinfo=UTC)
 HOST = "127.0.0.1"

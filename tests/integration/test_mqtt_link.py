@@ -37,7 +37,8 @@ from protocols.mqtt import (
     MqttLink,
 )
 from protocols.mqtt_codec import decode_command
-from tests.integration.conftest import MqttBroker, MqttVersion, free_port
+from tests.conftest import free_port
+from tests.integration.conftest import MqttBroker, MqttVersion
 
 pytestmark = pytest.mark.broker
 

@@ -31,14 +31,8 @@ from controller.core.values import Address, Level, Source
 from fake_luminaires.model import FakeGateway
 from fake_luminaires.mqtt_front import FakeMqttFleet
 from protocols.mqtt import MqttLink
-from tests.conftest import require_service
-from tests.integration.conftest import (
-    HOST,
-    MosquittoBroker,
-    MqttVersion,
-    find_mosquitto,
-    free_port,
-)
+from tests.conftest import find_mosquitto, free_port, require_service
+from tests.integration.conftest import HOST, MosquittoBroker, MqttVersion
 
 pytestmark = pytest.mark.broker
 

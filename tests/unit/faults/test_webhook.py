@@ -7,7 +7,6 @@ import contextlib
 import hashlib
 import hmac
 import json
-import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -35,6 +34,7 @@ from controller.alerts.webhook import (
     signed_headers,
     verify,
 )
+from tests.conftest import free_port
 
 SECRET = "s3cr3t-đông-hà"
 BODY = json.dumps(
@@ -279,9 +279,7 @@ async def test_retry_after_is_reported(retry_after: str, seconds: float | None) 
 
 
 async def test_connection_refused_is_retryable() -> None:
-    with socket.socket() as sock:  # a port nobody listens on
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()  # nobody listens there
     result = await post(f"http://127.0.0.1:{port}/hook")
     assert (result.ok, result.status, result.retryable) == (False, None, True)
     assert result.error
