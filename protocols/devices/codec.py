@@ -35,6 +35,7 @@ __all__ = [
     "plan_reads",
     "plan_writes",
     "polled_keys",
+    "record_keys",
 ]
 
 Value = float | int | bool
@@ -215,36 +216,75 @@ def polled_keys(profile: DeviceProfile) -> tuple[PointKey, ...]:
     )
 
 
+def record_keys(profile: DeviceProfile, **args: int) -> tuple[PointKey, ...]:
+    """The ``poll: true`` points whose address variables are exactly ``args``, bound to them.
+
+    ``record_keys(intesis, ch=0, sa=5)`` is what one poll reads of ballast 5 on channel 0.
+    """
+    bound = tuple(sorted(args.items()))
+    return tuple(
+        PointKey(name, bound)
+        for name, point in profile.points.items()
+        if point.poll and point.variables == args.keys()
+    )
+
+
 def plan_reads(profile: DeviceProfile, keys: Iterable[PointKey] | None = None) -> ReadPlan:
     """The fewest reads that cover ``keys`` (default: :func:`polled_keys`).
 
-    Points read with the same function code are sorted by address and merged while the
+    Points read with the same function code are sorted by address and merged while a
     request stays within the profile's limits (125 registers / 2000 bits by default) and the
     hole between two points is at most ``max_read_gap``. A point is never split across
-    requests. The ``before_read`` steps of the points come first, once each.
+    requests, nor are the points of one record (same variable values, e.g. one ballast) that
+    lie within ``max_read_gap`` of each other, so a record's values come from one instant.
+    The ``before_read`` steps of the points come first, each target written once.
     """
     wanted = list(dict.fromkeys(polled_keys(profile) if keys is None else keys))
-    spans: dict[int, list[tuple[int, int, PointKey]]] = {}
+    records: dict[tuple[int, tuple[tuple[str, int], ...]], list[tuple[int, int, PointKey]]] = {}
     for at in wanted:
         point, first = _resolve(profile, at)
-        spans.setdefault(point.read, []).append((first, first + point.count, at))
-    reads: list[ReadRequest] = []
-    for function in sorted(spans):
-        limit = profile.max_read_bits if function in (1, 2) else profile.max_read_registers
-        start = end = -1
-        members: list[PointKey] = []
-        for first, stop, at in sorted(spans[function]):
-            if members and first - end <= profile.max_read_gap and max(end, stop) - start <= limit:
-                end = max(end, stop)
-                members.append(at)
+        records.setdefault((point.read, at.args), []).append((first, first + point.count, at))
+    units: dict[int, list[tuple[int, int, tuple[PointKey, ...]]]] = {}
+    for (function, _), spans in records.items():
+        units.setdefault(function, []).extend(
+            _merge(
+                sorted(spans, key=_by_start), profile.max_read_gap, _read_limit(profile, function)
+            )
+        )
+    reads = [
+        ReadRequest(function, start, stop - start, members)
+        for function in sorted(units)
+        for start, stop, members in _merge(
+            sorted(units[function], key=_by_start),
+            profile.max_read_gap,
+            _read_limit(profile, function),
+        )
+    ]
+    return ReadPlan(before=_trigger_writes(profile, wanted, "before_read"), reads=tuple(reads))
+
+
+def _read_limit(profile: DeviceProfile, function: int) -> int:
+    return profile.max_read_bits if function in (1, 2) else profile.max_read_registers
+
+
+def _by_start(span: tuple[int, int, object]) -> tuple[int, int]:
+    return span[0], span[1]
+
+
+def _merge(
+    spans: Sequence[tuple[int, int, PointKey | tuple[PointKey, ...]]], gap: int, limit: int
+) -> list[tuple[int, int, tuple[PointKey, ...]]]:
+    """Merge address-sorted spans while the hole is <= ``gap`` and the total <= ``limit``."""
+    out: list[tuple[int, int, tuple[PointKey, ...]]] = []
+    for first, stop, members in spans:
+        group = members if isinstance(members, tuple) else (members,)
+        if out:
+            start, end, current = out[-1]
+            if first - end <= gap and max(end, stop) - start <= limit:
+                out[-1] = (start, max(end, stop), current + group)
                 continue
-            if members:
-                reads.append(ReadRequest(function, start, end - start, tuple(members)))
-            start, end, members = first, stop, [at]
-        if members:
-            reads.append(ReadRequest(function, start, end - start, tuple(members)))
-    before = _trigger_writes(profile, wanted, "before_read")
-    return ReadPlan(before=before, reads=tuple(reads))
+        out.append((first, stop, group))
+    return out
 
 
 def decode(

@@ -262,9 +262,7 @@ class Point(_Frozen):
         if self.write is not None:
             if self.write not in WRITE_CODES[register]:
                 codes = str(sorted(WRITE_CODES[register]) or "none: read-only table")
-                raise ValueError(
-                    f"write function {self.write} cannot write a {register} ({codes})"
-                )
+                raise ValueError(f"write function {self.write} cannot write a {register} ({codes})")
             if self.write in SINGLE_WRITE_CODES and self.count != 1:
                 raise ValueError(f"write function {self.write} writes one register; use 16")
             if self.shift or self.width is not None:
