@@ -176,9 +176,12 @@ def encode_point(point: Point, value: Value) -> tuple[int, ...] | tuple[bool, ..
         except OverflowError:
             raise CommandRejected(f"{value} does not fit a 32-bit float") from None
         return _int_to_words(point, int.from_bytes(packed, "big"))
-    raw = round(raw_value)
-    if not math.isclose(raw, raw_value, rel_tol=0, abs_tol=1e-6):
-        raise CommandRejected(f"{value} is not a multiple of the scale {point.scale}")
+    if isinstance(value, int) and point.scale == 1 and point.offset == 0:
+        raw = value  # exact: a float would round 64-bit counters above 2**53
+    else:
+        raw = round(raw_value)
+        if not math.isclose(raw, raw_value, rel_tol=0, abs_tol=1e-6):
+            raise CommandRejected(f"{value} is not a multiple of the scale {point.scale}")
     bits = point.format.bits
     low, high = (
         (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if point.format.signed else (0, (1 << bits) - 1)
