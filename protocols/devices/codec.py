@@ -83,6 +83,8 @@ class ReadRequest:
     address: int
     count: int
     keys: tuple[PointKey, ...]
+    placed: tuple[tuple[Point, int], ...] = field(default=(), compare=False, repr=False)
+    """Each key's point and its offset in the answer, worked out once by :func:`plan_reads`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +128,14 @@ def _int_to_words(point: Point, value: int) -> tuple[int, ...]:
     return tuple(words)
 
 
+_F32 = struct.Struct(">f")
+_TWO_WORDS = struct.Struct(">HH")
+
+
 def _raw_from_words(point: Point, words: Sequence[int]) -> int | float:
+    if point.format is Format.F32 and point.byte_order is Order.BIG:
+        high, low = (words[0], words[1]) if point.word_order is Order.BIG else (words[1], words[0])
+        return float(_F32.unpack(_TWO_WORDS.pack(high, low))[0])
     bits = _words_to_int(point, words)
     if point.format is Format.F32:
         return float(struct.unpack(">f", bits.to_bytes(4, "big"))[0])
@@ -244,8 +253,9 @@ def plan_reads(profile: DeviceProfile, keys: Iterable[PointKey] | None = None) -
     """
     wanted = list(dict.fromkeys(polled_keys(profile) if keys is None else keys))
     records: dict[tuple[int, tuple[tuple[str, int], ...]], list[tuple[int, int, PointKey]]] = {}
+    located: dict[PointKey, tuple[Point, int]] = {}
     for at in wanted:
-        point, first = _resolve(profile, at)
+        point, first = located[at] = _resolve(profile, at)
         records.setdefault((point.read, at.args), []).append((first, first + point.count, at))
     units: dict[int, list[tuple[int, int, tuple[PointKey, ...]]]] = {}
     for (function, _), spans in records.items():
@@ -255,7 +265,13 @@ def plan_reads(profile: DeviceProfile, keys: Iterable[PointKey] | None = None) -
             )
         )
     reads = [
-        ReadRequest(function, start, stop - start, members)
+        ReadRequest(
+            function,
+            start,
+            stop - start,
+            members,
+            tuple((point, first - start) for point, first in map(located.__getitem__, members)),
+        )
         for function in sorted(units)
         for start, stop, members in _merge(
             sorted(units[function], key=_by_start),
@@ -308,9 +324,14 @@ def decode(
                 f"{profile.name}: function {request.function} at {request.address}: "
                 f"{len(answer)} values for {request.count} requested"
             )
-        for at in request.keys:
-            point, first = _resolve(profile, at)
-            offset = first - request.address
+        if len(request.placed) == len(request.keys):
+            placed = request.placed
+        else:  # a request built by hand
+            placed = tuple(
+                (point, first - request.address)
+                for point, first in (_resolve(profile, at) for at in request.keys)
+            )
+        for at, (point, offset) in zip(request.keys, placed, strict=True):
             out[at] = decode_point(point, answer[offset : offset + point.count], at)
     return out
 
