@@ -357,7 +357,31 @@ class DeviceProfile(_Frozen):
             for field_name in ("before_read", "after_write"):
                 for i, step in enumerate(getattr(point, field_name)):
                     self._check_step(f"{where}.{field_name}[{i}]", point, step)
+        self._check_overlaps()
         return self
+
+    def _check_overlaps(self) -> None:
+        """Two fixed-address points of one table may share registers only as disjoint bit fields.
+
+        Formula points are range-checked but not compared with each other here.
+        """
+        fixed = sorted(
+            (point.table, point.address, name)
+            for name, point in self.points.items()
+            if isinstance(point.address, int)
+        )
+        for i, (table, first, name) in enumerate(fixed):
+            point = self.points[name]
+            for other_table, other_first, other_name in fixed[i + 1 :]:
+                if other_table != table or other_first >= first + point.count:
+                    break
+                other = self.points[other_name]
+                if point.count == other.count == 1 and not (_bit_mask(point) & _bit_mask(other)):
+                    continue  # bit fields of one register, like level and flags
+                raise ValueError(
+                    f"points.{other_name}.address: overlaps points.{name} "
+                    f"({table} {first}..{first + point.count - 1})"
+                )
 
     def _check_span(self, where: str, point: Point) -> None:
         names = sorted(point.variables)
@@ -393,12 +417,26 @@ class DeviceProfile(_Frozen):
             )
         if target.before_read or target.after_write:
             raise ValueError(f"{where}.point: a trigger point cannot have triggers of its own")
+        value = float(step.value)
+        if (target.min is not None and value < target.min) or (
+            target.max is not None and value > target.max
+        ):
+            raise ValueError(
+                f"{where}.value: {step.value} is outside {step.point}'s {target.min}..{target.max}"
+            )
 
     def point(self, name: str) -> Point:
         try:
             return self.points[name]
         except KeyError:
             raise ConfigError(f"profile {self.name}: no point named {name!r}") from None
+
+
+def _bit_mask(point: Point) -> int:
+    """The bits of its register(s) a point uses (all of them unless it is a bit field)."""
+    if point.format is Format.BOOL:
+        return 1
+    return ((1 << point.value_bits) - 1) << point.shift
 
 
 # -- loading ----------------------------------------------------------------------------

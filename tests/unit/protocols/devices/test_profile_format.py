@@ -166,6 +166,47 @@ def test_trigger_steps_must_name_a_writable_point_with_fewer_variables() -> None
     )
 
 
+def test_fixed_points_of_one_table_may_not_overlap_except_as_disjoint_bit_fields() -> None:
+    def points(**specs: dict[str, Any]) -> str:
+        return profile_text(points=specs)
+
+    refused(
+        points(
+            a={"table": "input", "address": 0, "format": "f32"},
+            b={"table": "input", "address": 1},
+        ),
+        "points.b.address: overlaps points.a (input 0..1)",
+    )
+    refused(
+        points(
+            a={"table": "input", "address": 0, "width": 9},
+            b={"table": "input", "address": 0, "shift": 8, "width": 8},
+        ),
+        "points.b.address: overlaps points.a",
+    )
+    # Disjoint bit fields of one register, and the same address in another table, are fine.
+    parse_profile(
+        points(
+            flags={"table": "input", "address": 0, "width": 8},
+            level={"table": "input", "address": 0, "shift": 8, "width": 8},
+            setting={"table": "holding", "address": 0, "format": "f32"},
+        )
+    )
+
+
+def test_a_trigger_value_must_be_one_its_target_takes() -> None:
+    refused(
+        profile_text(
+            points={
+                "level": {"table": "holding", "address": 15, "write": 6,
+                          "after_write": [{"point": "apply", "value": 2}]},
+                "apply": {"table": "holding", "address": 4, "write": 6, "min": 0, "max": 1},
+            }
+        ),
+        "points.level.after_write[0].value: 2 is outside apply's 0.0..1.0",
+    )  # fmt: skip
+
+
 def test_load_profile_names_the_path(tmp_path: Path) -> None:
     path = tmp_path / "my_meter.yaml"
     path.write_text(with_point(read=1), encoding="utf-8")
