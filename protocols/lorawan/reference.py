@@ -29,6 +29,7 @@ Downlink, fPort 11: ``0x01`` (set levels), fade in seconds (u8), then one
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import fields
 from typing import Any, Final
 
 from controller.core.errors import ProtocolViolation
@@ -140,15 +141,15 @@ class ReferenceCodec:
     def decode_object(self, obj: Mapping[str, Any]) -> Uplink:
         """``{"<address>": {<Reading field names>}}``, as a network-server codec would write it."""
         luminaires: dict[Address, Telemetry] = {}
-        for key, fields in obj.items():
+        for key, values in obj.items():
             where = f"{self.NAME} object[{key!r}]"
             if not key.isdigit() or Address(int(key)) not in self._addresses:
                 raise ProtocolViolation(
                     f"{self.NAME} object: {key!r} is not an address of this node"
                 )
-            if not isinstance(fields, Mapping):
+            if not isinstance(values, Mapping):
                 raise ProtocolViolation(f"{where} must be an object")
-            flags = fields.get("flags")
+            flags = values.get("flags")
             if flags is not None and (
                 not isinstance(flags, list) or not all(v in _FLAG_NAMES for v in flags)
             ):
@@ -156,17 +157,17 @@ class ReferenceCodec:
                     f"{where}: flags must be a list of flag names, got {flags!r}"
                 )
             luminaires[Address(int(key))] = Telemetry(
-                lamp_on=f.boolean(fields, "lamp_on", where),
+                lamp_on=f.boolean(values, "lamp_on", where),
                 flags=None if flags is None else frozenset(DeviceFlag(v) for v in flags),
-                power_w=f.number(fields, "power_w", where, minimum=0),
-                voltage_v=f.number(fields, "voltage_v", where, minimum=0),
-                power_factor=f.number(fields, "power_factor", where, minimum=0, maximum=1),
-                temperature_c=f.number(fields, "temperature_c", where, minimum=-100, maximum=300),
-                level_pct=f.integer(fields, "level_pct", where, minimum=0, maximum=100),
-                current_ma=f.integer(fields, "current_ma", where, minimum=0),
-                energy_wh=f.integer(fields, "energy_wh", where, minimum=0),
-                operating_hours=f.integer(fields, "operating_hours", where, minimum=0),
-                switch_on_count=f.integer(fields, "switch_on_count", where, minimum=0),
+                power_w=f.number(values, "power_w", where, minimum=0),
+                voltage_v=f.number(values, "voltage_v", where, minimum=0),
+                power_factor=f.number(values, "power_factor", where, minimum=0, maximum=1),
+                temperature_c=f.number(values, "temperature_c", where, minimum=-100, maximum=300),
+                level_pct=f.integer(values, "level_pct", where, minimum=0, maximum=100),
+                current_ma=f.integer(values, "current_ma", where, minimum=0),
+                energy_wh=f.integer(values, "energy_wh", where, minimum=0),
+                operating_hours=f.integer(values, "operating_hours", where, minimum=0),
+                switch_on_count=f.integer(values, "switch_on_count", where, minimum=0),
             )
         return Uplink(luminaires=luminaires)
 
@@ -198,7 +199,7 @@ class ReferenceCodec:
             t = uplink.luminaires[address]
             if address not in self._addresses:
                 raise ValueError(f"address {address} is not on this node")
-            missing = [name for name in Telemetry.__slots__ if getattr(t, name) is None]
+            missing = [spec.name for spec in fields(t) if getattr(t, spec.name) is None]
             if missing:
                 raise ValueError(
                     f"address {address}: a reference record needs {', '.join(missing)}"
