@@ -153,3 +153,15 @@ class Codec(Protocol):
     def decode_downlink(self, f_port: int, payload: bytes) -> dict[Address, Level]:
         """Node side (fakes, tests): a downlink -> the levels it commands."""
         ...
+
+
+def expected_report(codec: Codec, levels: Mapping[Address, Level]) -> dict[Address, Level]:
+    """The levels a node reports after applying ``levels`` (a relay commanded to 70 reports 100).
+
+    Computed by running the codec's own downlink through its node-side decoder, so
+    it holds for any codec whose two ends agree (the round-trip property tests).
+    """
+    expected: dict[Address, Level] = {}
+    for frame in codec.encode_downlink(levels):
+        expected.update(codec.decode_downlink(frame.f_port, frame.payload))
+    return expected
