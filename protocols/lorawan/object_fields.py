@@ -32,11 +32,17 @@ def number(
     value = obj[key]
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ProtocolViolation(f"{where}: {key} must be a number, got {value!r}")
-    if not math.isfinite(value):
+    try:
+        as_float = float(value)
+    except OverflowError:  # an integer beyond any float: JSON allows it
+        raise ProtocolViolation(
+            f"{where}: {key} is out of range ({len(str(value))} digits)"
+        ) from None
+    if not math.isfinite(as_float):
         raise ProtocolViolation(f"{where}: {key} must be finite, got {value!r}")
-    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+    if (minimum is not None and as_float < minimum) or (maximum is not None and as_float > maximum):
         raise ProtocolViolation(f"{where}: {key} must be {minimum}..{maximum}, got {value!r}")
-    return float(value)
+    return as_float
 
 
 def integer(

@@ -28,6 +28,7 @@ Downlink, fPort 11: ``0x01`` (set levels), fade in seconds (u8), then one
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import fields
 from typing import Any, Final
@@ -53,6 +54,7 @@ FLAG_BITS: Final = (
 )
 LAMP_ON_BIT: Final = 0
 _FLAG_NAMES: Final = frozenset(flag.value for flag in DeviceFlag)
+_ADDRESS_KEY: Final = re.compile(r"0|[1-9][0-9]{0,2}")
 _KNOWN_BITS: Final = 0b0011_1111
 
 MAX_POWER_W: Final = 0xFFFF / 10
@@ -143,7 +145,7 @@ class ReferenceCodec:
         luminaires: dict[Address, Telemetry] = {}
         for key, values in obj.items():
             where = f"{self.NAME} object[{key!r}]"
-            if not key.isdigit() or Address(int(key)) not in self._addresses:
+            if not _ADDRESS_KEY.fullmatch(key) or Address(int(key)) not in self._addresses:
                 raise ProtocolViolation(
                     f"{self.NAME} object: {key!r} is not an address of this node"
                 )

@@ -249,15 +249,14 @@ def _field_value(spec: _CompiledField, doc: Any) -> Any:
 def _number(raw: Any) -> float:
     if isinstance(raw, bool):
         raise ProtocolViolation(f"must be a number, got {raw!r}")
-    if isinstance(raw, int | float):
-        value = float(raw)
-    elif isinstance(raw, str):
-        try:
-            value = float(raw)
-        except ValueError:
-            raise ProtocolViolation(f"must be a number, got {raw!r}") from None
-    else:
+    if not isinstance(raw, int | float | str):
         raise ProtocolViolation(f"must be a number, got {raw!r}")
+    try:
+        value = float(raw)
+    except OverflowError:  # an integer beyond any float: JSON allows it
+        raise ProtocolViolation(f"is out of range ({len(str(raw))} digits)") from None
+    except ValueError:
+        raise ProtocolViolation(f"must be a number, got {raw!r}") from None
     if not math.isfinite(value):
         raise ProtocolViolation(f"must be finite, got {raw!r}")
     return value

@@ -174,7 +174,10 @@ class Expression:
             value = node.path.get(doc)
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise ProtocolViolation(f"{node.path.source} must be a number, got {value!r}")
-            return float(value)
+            try:
+                return float(value)
+            except OverflowError:  # an integer beyond any float: JSON allows it
+                raise ProtocolViolation(f"{node.path.source} is out of range") from None
         if isinstance(node, _Negate):
             return -self._eval(node.operand, doc, variables)
         left = self._eval(node.left, doc, variables)

@@ -199,3 +199,16 @@ def test_devices_must_be_distinct_topic_levels() -> None:
         MappingEngine(profile, {"a": Address(0), "b": Address(0)})
     with pytest.raises(ValueError, match="device id"):
         MappingEngine(profile, {"a/b": Address(0)})
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        (b'{"ENERGY":{"Power":1' + b"0" * 400 + b"}}", "out of range"),
+        (b'{"ENERGY":{"Power":"1e400"}}', "must be finite"),
+        (b'{"ENERGY":{"Power":"\xc2\xb2"}}', "must be a number"),
+    ],
+)
+def test_numbers_beyond_floats_are_violations(payload: bytes, message: str) -> None:
+    with pytest.raises(ProtocolViolation, match=message):
+        TASMOTA.decode("tele/lamp1/SENSOR", payload)

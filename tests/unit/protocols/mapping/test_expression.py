@@ -74,3 +74,8 @@ def test_paths_lists_what_it_reads() -> None:
 def test_agrees_with_python_arithmetic(a: int, b: int, c: int) -> None:
     doc = {"a": a, "b": b, "c": c}
     assert Expression("(a + b) * c - a / c").evaluate(doc) == pytest.approx((a + b) * c - a / c)
+
+
+def test_an_integer_beyond_floats_is_a_violation() -> None:
+    with pytest.raises(ProtocolViolation, match="out of range"):
+        Expression("a * 2").evaluate({"a": 10**400})
