@@ -30,6 +30,8 @@ _TOKEN: Final = re.compile(
     r"|(?P<op>[-+*/()]))"
 )
 MAX_LENGTH: Final = 500
+MAX_DEPTH: Final = 32
+"""Parentheses and unary minus nest at most this deep (the parser recurses on them)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +70,7 @@ class Expression:
         self.source = source
         self._tokens = self._tokenize(source)
         self._at = 0
+        self._depth = 0
         self._tree = self._expr()
         if self._at != len(self._tokens):
             _, text, pos = self._tokens[self._at]
@@ -149,13 +152,22 @@ class Expression:
         kind, text, pos = token
         self._at += 1
         if kind == "number":
+            if not math.isfinite(float(text)):
+                raise ValueError(f"number {text} at position {pos} is too large")
             return _Number(float(text))
         if kind == "path":
             return _Field(JsonPath(text))
+        if text in ("-", "("):
+            self._depth += 1
+            if self._depth > MAX_DEPTH:
+                raise ValueError(f"expression {self.source!r} nests deeper than {MAX_DEPTH}")
         if text == "-":
-            return _Negate(self._factor())
+            node: _Node = _Negate(self._factor())
+            self._depth -= 1
+            return node
         if text == "(":
             node = self._expr()
+            self._depth -= 1
             closing = self._peek()
             if closing is None or closing[1] != ")":
                 raise ValueError(f"missing ')' for the '(' at position {pos} in {self.source!r}")

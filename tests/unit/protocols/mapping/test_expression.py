@@ -79,3 +79,15 @@ def test_agrees_with_python_arithmetic(a: int, b: int, c: int) -> None:
 def test_an_integer_beyond_floats_is_a_violation() -> None:
     with pytest.raises(ProtocolViolation, match="out of range"):
         Expression("a * 2").evaluate({"a": 10**400})
+
+
+@pytest.mark.parametrize("source", ["(" * 40 + "1" + ")" * 40, "-" * 40 + "1"])
+def test_nesting_is_bounded(source: str) -> None:
+    with pytest.raises(ValueError, match="nests deeper than 32"):
+        Expression(source)
+    assert Expression("(" * 30 + "1" + ")" * 30).evaluate({}) == 1.0
+
+
+def test_literals_must_be_finite() -> None:
+    with pytest.raises(ValueError, match="too large"):
+        Expression("1e400 * a")
