@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -98,6 +99,12 @@ def encode_downlink(
     ChirpStack requires ``id`` to be a UUID and the ``devEui`` to match the topic's.
     """
     dev_eui = parse_dev_eui(dev_eui, "dev_eui").lower()
+    try:
+        uuid.UUID(correlation)
+    except ValueError:
+        raise ValueError(
+            f"ChirpStack wants a UUID as the downlink id, got {correlation!r}"
+        ) from None
     body = {
         "id": correlation,
         "devEui": dev_eui,

@@ -29,6 +29,7 @@ from protocols.lorawan.events import (
 )
 
 TOPICS = ChirpStackTopics()
+CORRELATION = "9f5c6d2e-0e45-4c51-93c3-0c3a76d2b7a5"
 APP = "17c82e96-be03-4f38-aef3-f83d48582d97"
 EUI = "0101010101010101"
 INFO = {
@@ -279,9 +280,16 @@ def test_downlink_round_trip(port: int, data: bytes, confirmed: bool, eui: str) 
         application_id=APP,
         dev_eui=eui,
         frame=Frame(port, data, confirmed),
-        correlation="c1",
+        correlation=CORRELATION,
     )
-    assert decode_downlink(payload) == (eui.lower(), "c1", Frame(port, data, confirmed))
+    assert decode_downlink(payload) == (eui.lower(), CORRELATION, Frame(port, data, confirmed))
+
+
+def test_the_downlink_id_must_be_a_uuid() -> None:
+    with pytest.raises(ValueError, match="UUID"):
+        encode_downlink(
+            TOPICS, application_id=APP, dev_eui=EUI, frame=Frame(1, b""), correlation="c1"
+        )
 
 
 @pytest.mark.parametrize(
