@@ -1,0 +1,1 @@
+"""Any MQTT device without code: mapping profiles (topics, JSON paths, expressions), engine."""
