@@ -17,10 +17,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from controller.access.auth import Principal, authenticate, check_role
+from controller.access.schemas import Role
 from controller.config.settings import Settings
 from controller.core.clock import Clock, SystemClock
 from controller.core.errors import FieldProblem, GatewayUnavailable, InvalidInput
-from controller.inventory.schemas import Role
 from controller.loop.runtime import Controller
 from controller.store.db import Database
 

@@ -18,8 +18,9 @@ from pathlib import Path
 
 from bench.machine import describe
 from controller.access.auth import Principal
+from controller.access.schemas import Role
 from controller.inventory.importer import ImportFormat, import_inventory
-from controller.inventory.schemas import GatewayCreate, LampTypeCreate, Role
+from controller.inventory.schemas import GatewayCreate, LampTypeCreate
 from controller.store import migrate
 from controller.store.db import connect
 from controller.store.tables import Gateway, LampType

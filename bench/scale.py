@@ -43,10 +43,10 @@ from sqlalchemy import insert, select
 
 from bench.machine import describe
 from controller.access.auth import Principal
+from controller.access.schemas import Role
 from controller.config.settings import SiteSettings
 from controller.core.values import Address, DeviceFlag, Reading
 from controller.inventory.importer import ImportFormat, import_inventory
-from controller.inventory.schemas import Role
 from controller.loop.telemetry import _READING, LuminaireRef, TelemetrySink, _reading_row
 from controller.store import migrate
 from controller.store.db import Database, connect

@@ -19,7 +19,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from controller.inventory.schemas import Role
+from controller.access.schemas import Role
 
 SESSION_COOKIE = "sl_session"
 LANG_COOKIE = "sl_lang"

@@ -24,6 +24,7 @@ from api.dashboard.i18n import DEFAULT_LANG, Lang, Translator, parse_lang
 from api.dashboard.sessions import LANG_COOKIE, SESSION_COOKIE, DashboardSession, SessionStore
 from api.errors import validation_fields
 from controller.access.auth import Permission, Principal, check_role
+from controller.access.schemas import Role
 from controller.config.settings import Settings
 from controller.core.errors import (
     Conflict,
@@ -34,7 +35,6 @@ from controller.core.errors import (
     NotAuthenticated,
     NotFound,
 )
-from controller.inventory.schemas import Role
 from controller.loop.runtime import Controller
 from controller.store.tables import ApiKey
 

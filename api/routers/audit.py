@@ -10,7 +10,8 @@ from fastapi import APIRouter, Depends
 from api.deps import PageDep, SessionDep, require
 from controller.access import audit
 from controller.access.auth import Permission, Principal
-from controller.inventory.schemas import AuditPublic, Page
+from controller.access.schemas import AuditPublic
+from controller.core.page import Page
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 Admin = Annotated[Principal, Depends(require(Permission.AUDIT_READ, "read the audit log"))]

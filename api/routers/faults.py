@@ -10,9 +10,9 @@ from fastapi import APIRouter, Depends, Query, Request
 from api.deps import IdPath, IdQuery, PageDep, PrincipalDep, SessionDep, SettingsDep, require
 from controller.access.auth import Permission, Principal
 from controller.core.errors import FieldProblem, InvalidInput
+from controller.core.page import Page
 from controller.faults import data as faults
 from controller.faults.data import AlertContext, FaultDetail, FaultNote, FaultPublic, FaultStats
-from controller.inventory.schemas import Page
 
 router = APIRouter(prefix="/faults", tags=["faults"])
 Crew = Annotated[Principal, Depends(require(Permission.FAULT_WRITE, "handle faults"))]

@@ -8,9 +8,10 @@ from fastapi import APIRouter, Depends, Query, Response, status
 
 from api.deps import IdPath, PageDep, PrincipalDep, SessionDep, require
 from controller.access.auth import Permission, Principal
+from controller.core.page import Page
 from controller.core.values import Protocol
 from controller.inventory import data as inventory
-from controller.inventory.schemas import GatewayCreate, GatewayPublic, GatewayUpdate, Page
+from controller.inventory.schemas import GatewayCreate, GatewayPublic, GatewayUpdate
 
 router = APIRouter(prefix="/gateways", tags=["gateways"])
 Writer = Annotated[Principal, Depends(require(Permission.INVENTORY_WRITE, "change gateways"))]

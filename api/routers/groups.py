@@ -8,14 +8,9 @@ from fastapi import APIRouter, Depends, Response, status
 
 from api.deps import IdPath, PageDep, PrincipalDep, SessionDep, require
 from controller.access.auth import Permission, Principal
+from controller.core.page import Page
 from controller.inventory import data as inventory
-from controller.inventory.schemas import (
-    GroupCreate,
-    GroupPublic,
-    GroupUpdate,
-    LuminairePublic,
-    Page,
-)
+from controller.inventory.schemas import GroupCreate, GroupPublic, GroupUpdate, LuminairePublic
 
 router = APIRouter(prefix="/groups", tags=["groups"])
 Writer = Annotated[Principal, Depends(require(Permission.INVENTORY_WRITE, "change groups"))]

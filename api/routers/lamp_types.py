@@ -8,8 +8,9 @@ from fastapi import APIRouter, Depends, Response, status
 
 from api.deps import IdPath, PageDep, PrincipalDep, SessionDep, require
 from controller.access.auth import Permission, Principal
+from controller.core.page import Page
 from controller.inventory import data as inventory
-from controller.inventory.schemas import LampTypeCreate, LampTypePublic, LampTypeUpdate, Page
+from controller.inventory.schemas import LampTypeCreate, LampTypePublic, LampTypeUpdate
 
 router = APIRouter(prefix="/lamp-types", tags=["lamp types"])
 Writer = Annotated[Principal, Depends(require(Permission.INVENTORY_WRITE, "change lamp types"))]

@@ -11,9 +11,10 @@ from starlette.datastructures import UploadFile
 from api.deps import IdPath, IdQuery, PageDep, PrincipalDep, SessionDep, require
 from controller.access.auth import Permission, Principal
 from controller.core.errors import FieldProblem, InvalidInput
+from controller.core.page import Page
 from controller.inventory import data as inventory
 from controller.inventory.importer import ImportFormat, detect_format, import_inventory
-from controller.inventory.schemas import LuminaireCreate, LuminairePublic, LuminaireUpdate, Page
+from controller.inventory.schemas import LuminaireCreate, LuminairePublic, LuminaireUpdate
 
 router = APIRouter(prefix="/luminaires", tags=["luminaires"])
 Writer = Annotated[Principal, Depends(require(Permission.INVENTORY_WRITE, "change luminaires"))]

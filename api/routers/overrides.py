@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request, status
 
 from api.deps import IdPath, NowDep, PageDep, PrincipalDep, SessionDep, require
 from controller.access.auth import Permission, Principal
-from controller.inventory.schemas import Page
+from controller.core.page import Page
 from controller.scheduling import overrides
 from controller.scheduling.overrides import OverrideCreate, OverridePublic
 

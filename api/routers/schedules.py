@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from api.deps import IdPath, NowDep, PageDep, PrincipalDep, SessionDep, SettingsDep, require
 from controller.access.auth import Permission, Principal
-from controller.inventory.schemas import Page
+from controller.core.page import Page
 from controller.scheduling import data as scheduling
 from controller.scheduling.schemas import (
     CalendarCreate,

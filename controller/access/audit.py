@@ -10,7 +10,8 @@ from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from controller.access.auth import Principal
-from controller.inventory.schemas import AuditPublic, Page
+from controller.access.schemas import AuditPublic
+from controller.core.page import Page
 from controller.store.tables import AuditEntry
 
 

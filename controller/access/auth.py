@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 from sqlmodel import col, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from controller.access.schemas import ApiKeyPublic, Role
 from controller.core.errors import Conflict, Forbidden, NotAuthenticated, NotFound
-from controller.inventory.schemas import ApiKeyPublic, Role
 from controller.store.tables import ApiKey
 
 KEY_PREFIX = "sl_"

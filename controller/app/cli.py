@@ -13,9 +13,9 @@ from typing import Annotated, Any, TypeVar
 import typer
 from pydantic import ValidationError
 
+from controller.access.schemas import Role
 from controller.config.settings import Settings, SiteSettings, load_settings
 from controller.core.errors import ConfigError, LightingError
-from controller.inventory.schemas import Role
 
 T = TypeVar("T")
 

@@ -20,6 +20,7 @@ import uvicorn
 
 from api.app import create_app
 from controller.access import auth
+from controller.access.schemas import Role
 from controller.app import logs
 from controller.app import startup_checks as production
 from controller.config.settings import Settings
@@ -29,7 +30,6 @@ from controller.demo.broker import local_broker
 from controller.demo.fleet_process import fake_fleet_process
 from controller.demo.seed import seed_demo
 from controller.inventory.importer import ImportFormat, export_bundle, import_inventory
-from controller.inventory.schemas import Role
 from controller.loop.runtime import Controller
 from controller.store import migrate
 from controller.store.db import Database, connect

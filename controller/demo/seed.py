@@ -16,9 +16,10 @@ from sqlmodel import func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from controller.access.auth import Principal
+from controller.access.schemas import Role
 from controller.inventory import data as inventory
 from controller.inventory.importer import ImportFormat, ImportResult, import_inventory
-from controller.inventory.schemas import GroupCreate, GroupKind, Role
+from controller.inventory.schemas import GroupCreate, GroupKind
 from controller.store.tables import Luminaire, LuminaireGroup
 
 WARDS = (

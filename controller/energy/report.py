@@ -69,10 +69,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from controller.config.settings import EnergySettings
 from controller.core.errors import FieldProblem, InvalidInput
+from controller.core.page import Page
 from controller.energy.accounting import co2_kg
 from controller.energy.coverage import dark_intervals, overlap_s
 from controller.inventory.data import group_condition
-from controller.inventory.schemas import Page, _Out
+from controller.inventory.schemas import _Out
 from controller.store.tables import (
     EnergyDaily,
     EnergyHourly,

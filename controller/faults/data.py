@@ -36,9 +36,9 @@ from controller.alerts.messages import (
 )
 from controller.config.settings import AlertSettings, EmailRule, WebhookSettings
 from controller.core.errors import Conflict, NotFound
+from controller.core.page import Page
 from controller.faults.rules import Evidence, FaultType, Quantity, Severity, SubjectKind
 from controller.faults.tracker import OpenFault, Subject, Transition, TransitionKind
-from controller.inventory.schemas import Page
 from controller.store.tables import AlertOutbox, FaultEvent, FaultRow, Luminaire
 
 ALERTED = frozenset({TransitionKind.OPENED, TransitionKind.ACKNOWLEDGED, TransitionKind.RESOLVED})

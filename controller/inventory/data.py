@@ -22,6 +22,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 from controller.access import audit
 from controller.access.auth import Principal
 from controller.core.errors import Conflict, FieldProblem, InvalidInput, NotFound
+from controller.core.page import Page
 from controller.core.values import Protocol
 from controller.inventory.schemas import (
     GatewayCreate,
@@ -37,7 +38,6 @@ from controller.inventory.schemas import (
     LuminaireCreate,
     LuminairePublic,
     LuminaireUpdate,
-    Page,
     gateway_capacity,
 )
 from controller.store.tables import (

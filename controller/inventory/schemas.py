@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated, Any, Generic, Self, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Annotated, Self, TypeAlias, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -57,15 +57,6 @@ else:
     Omittable = Annotated[F, BeforeValidator(_refuse_null)]
 """A field of a partial update that may be left out but may not be null (its value is
 required): ``None`` only means "not sent". The published schema does not allow null."""
-
-
-class Role(StrEnum):
-    """What an API key may do (see docs/api.md for the matrix)."""
-
-    ADMIN = "admin"
-    OPERATOR = "operator"
-    MAINTENANCE = "maintenance"
-    VIEWER = "viewer"
 
 
 class _In(BaseModel):
@@ -307,39 +298,3 @@ class GroupPublic(_Out):
     member_count: int
     created_at: datetime
     updated_at: datetime
-
-
-# --- keys, audit, pages -------------------------------------------------------------------
-
-
-class ApiKeyPublic(_Out):
-    id: int
-    name: str
-    role: Role
-    prefix: str
-    created_at: datetime
-    revoked_at: datetime | None
-
-
-class AuditPublic(_Out):
-    id: int
-    at: datetime
-    actor: str
-    role: str
-    action: str
-    entity: str
-    entity_id: str | None
-    before: dict[str, Any] | None
-    after: dict[str, Any] | None
-
-
-T = TypeVar("T")
-
-
-class Page(BaseModel, Generic[T]):
-    """One page of a list: ``items`` plus the ``total`` matching the filters."""
-
-    items: list[T]
-    total: int
-    limit: int
-    offset: int

@@ -26,8 +26,8 @@ from controller.access import audit
 from controller.access.auth import Principal
 from controller.config.settings import Settings
 from controller.core.errors import Conflict, FieldProblem, InvalidInput, NotFound
+from controller.core.page import Page
 from controller.inventory.data import group_condition
-from controller.inventory.schemas import Page
 from controller.scheduling.schemas import (
     CalendarCreate,
     CalendarPublic,

@@ -19,8 +19,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from controller.access import audit
 from controller.access.auth import Principal
 from controller.core.errors import FieldProblem, InvalidInput, NotFound
+from controller.core.page import Page
 from controller.inventory.data import group_condition
-from controller.inventory.schemas import DbId, Page
+from controller.inventory.schemas import DbId
 from controller.store.tables import Luminaire, LuminaireGroup, OverrideRow
 from schedules.decision import Override
 from schedules.program import night_bounds

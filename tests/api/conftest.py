@@ -12,8 +12,8 @@ import pytest
 
 from api.app import create_app
 from controller.access import auth
+from controller.access.schemas import Role
 from controller.config.settings import Settings
-from controller.inventory.schemas import Role
 from controller.store.db import Database, open_database
 
 

@@ -30,10 +30,10 @@ from sqlalchemy import Table, insert
 
 from api.app import create_app
 from api.dashboard.energy_summary import energy_summary
+from controller.access.schemas import Role
 from controller.config.settings import Settings, load_settings
 from controller.core.clock import ManualClock
 from controller.core.values import Address, Reading
-from controller.inventory.schemas import Role
 from controller.loop.telemetry import LuminaireRef, TelemetrySink
 from controller.store.db import Database
 from controller.store.tables import EnergyDaily, EnergyHourly

@@ -7,12 +7,12 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import select
 
+from controller.access.schemas import Role
 from controller.alerts.messages import SubjectInfo
 from controller.config.settings import AlertSettings, WebhookSettings
 from controller.faults.data import AlertContext, record_transitions
 from controller.faults.rules import Evidence, FaultType, Quantity, Severity
 from controller.faults.tracker import Subject, Transition, TransitionKind
-from controller.inventory.schemas import Role
 from controller.store.db import Database
 from controller.store.tables import AlertOutbox
 from tests.api.conftest import Api, luminaire

@@ -45,11 +45,11 @@ from schemathesis.specs.openapi.checks import (
 
 from api.app import create_app
 from controller.access import auth
+from controller.access.schemas import Role
 from controller.config.settings import Settings, load_settings
 from controller.core.clock import SystemClock
 from controller.demo.seed import seed_demo
 from controller.inventory.importer import ImportFormat, export_bundle, import_inventory
-from controller.inventory.schemas import Role
 from controller.loop.runtime import Controller
 from controller.store import migrate
 from controller.store.db import Database, connect

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from controller.access.schemas import Role
 from controller.demo.seed import demo_inventory
-from controller.inventory.schemas import Role
 from tests.api.conftest import Api
 
 HEADER = "name,gateway,address,lamp_type,latitude,longitude,street,ward,installed_on\n"

@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from controller.access.schemas import Role
 from controller.core.values import Protocol
-from controller.inventory.schemas import GatewayCreate, Role
+from controller.inventory.schemas import GatewayCreate
 from protocols.mqtt_topics import check_gateway_id
 from tests.api.conftest import LAMP, MODBUS_GW, Api, luminaire
 

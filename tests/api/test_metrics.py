@@ -8,12 +8,12 @@ from zoneinfo import ZoneInfo
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from controller.access.schemas import Role
 from controller.alerts.messages import SubjectInfo
 from controller.config.settings import AlertSettings
 from controller.faults.data import AlertContext, record_transitions
 from controller.faults.rules import FaultType, Severity
 from controller.faults.tracker import Subject, Transition, TransitionKind
-from controller.inventory.schemas import Role
 from controller.loop.metrics import Histogram
 from controller.store.db import Database
 from tests.api.conftest import Api, luminaire

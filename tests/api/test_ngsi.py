@@ -26,10 +26,10 @@ from referencing import Registry, Resource
 from sqlalchemy import Table, insert
 
 from api.app import create_app
+from controller.access.schemas import Role
 from controller.config.settings import Settings
 from controller.core.clock import ManualClock
 from controller.core.values import Address, DeviceFlag, Level, Reading
-from controller.inventory.schemas import Role
 from controller.loop.reconcile import Tracked
 from controller.loop.runtime import Controller, GatewayState
 from controller.store.db import Database

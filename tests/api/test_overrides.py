@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from controller.inventory.schemas import Role
+from controller.access.schemas import Role
 from controller.scheduling import data as scheduling
 from controller.store.db import Database
 from tests.api.conftest import Api, luminaire

@@ -12,9 +12,9 @@ import httpx
 import pytest
 
 from api.app import create_app
+from controller.access.schemas import Role
 from controller.config.settings import Settings
 from controller.core.clock import ManualClock
-from controller.inventory.schemas import Role
 from controller.loop.targets import load_target_book
 from controller.scheduling import data as scheduling
 from controller.store.db import Database

@@ -25,9 +25,9 @@ from typer.testing import CliRunner
 from api.app import create_app
 from api.security import FailureWindow, SecurityMiddleware, csp_with_script_hashes
 from controller.access import auth
+from controller.access.schemas import Role
 from controller.app.cli import app as cli_app
 from controller.config.settings import SecuritySettings, Settings, load_settings
-from controller.inventory.schemas import Role
 from controller.store.db import Database
 from tests.conftest import free_port
 

@@ -23,9 +23,9 @@ import pytest
 
 from api.app import create_app
 from controller.access import auth
+from controller.access.schemas import Role
 from controller.config.settings import Settings
 from controller.demo.seed import seed_demo
-from controller.inventory.schemas import Role
 from controller.store.db import Database
 from tests.conftest import require_service
 from tests.integration.conftest import (  # noqa: F401 - pytest fixtures re-exported

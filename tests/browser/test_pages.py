@@ -22,11 +22,12 @@ from api.dashboard.i18n import STRINGS, Lang, Translator
 from api.dashboard.sessions import SESSION_COOKIE, SessionStore
 from api.dashboard.status import StateWord
 from controller.access import auth
+from controller.access.schemas import Role
 from controller.config.settings import Settings
 from controller.core.errors import ConfigError
 from controller.core.values import Source
 from controller.faults.rules import FaultType
-from controller.inventory.schemas import GroupKind, Role
+from controller.inventory.schemas import GroupKind
 from controller.store.db import Database
 from controller.store.tables import EnergyDaily, FaultRow, Luminaire, OverrideRow
 from tests.browser.conftest import Dash

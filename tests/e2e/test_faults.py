@@ -24,10 +24,10 @@ import pytest
 from sqlmodel import col, func, select
 
 from controller.access import auth
+from controller.access.schemas import Role
 from controller.config.settings import Settings, load_settings
 from controller.core.clock import AcceleratedClock, SystemClock
 from controller.inventory.importer import ImportFormat, import_inventory
-from controller.inventory.schemas import Role
 from controller.loop.runtime import Controller
 from controller.scheduling.overrides import OverrideCreate, OverrideTargets, create_override
 from controller.store import migrate

@@ -22,11 +22,11 @@ from sqlmodel import func, select
 
 from api.app import create_app
 from controller.access import auth
+from controller.access.schemas import Role
 from controller.config.settings import Settings, load_settings
 from controller.core.clock import AcceleratedClock
 from controller.core.values import Address, Protocol
 from controller.inventory.importer import ImportFormat, import_inventory
-from controller.inventory.schemas import Role
 from controller.loop.runtime import Controller
 from controller.store import migrate
 from controller.store.db import Database, open_database

@@ -28,11 +28,11 @@ import pytest
 from sqlmodel import col, func, select
 
 from controller.access import auth
+from controller.access.schemas import Role
 from controller.config.settings import Settings, load_settings
 from controller.core.clock import AcceleratedClock
 from controller.core.values import Protocol
 from controller.inventory.importer import ImportFormat, import_inventory
-from controller.inventory.schemas import Role
 from controller.loop.runtime import Controller
 from controller.store import migrate
 from controller.store.db import Database, open_database

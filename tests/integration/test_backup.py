@@ -25,8 +25,8 @@ import yaml
 from sqlalchemy import text
 
 from controller.access import auth
+from controller.access.schemas import Role
 from controller.demo.seed import seed_demo
-from controller.inventory.schemas import Role
 from controller.store import migrate
 from controller.store.db import connect
 from tests.conftest import IN_CI, PG_ADMIN_DSN, _pg_dsn, require_service

@@ -21,8 +21,8 @@ import asyncpg
 import pytest
 
 from controller.access.auth import Principal
+from controller.access.schemas import Role
 from controller.inventory.importer import ImportFormat, import_inventory
-from controller.inventory.schemas import Role
 from controller.store import migrate
 from controller.store.db import open_database
 from fake_luminaires.fleet import synthetic_bundle

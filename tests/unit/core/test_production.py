@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from controller.access import auth
+from controller.access.schemas import Role
 from controller.app.cli import app
 from controller.app.startup_checks import (
     DATABASE_URL,
@@ -25,7 +26,6 @@ from controller.app.startup_checks import (
 )
 from controller.config.settings import Settings, load_settings
 from controller.core.errors import ConfigError
-from controller.inventory.schemas import Role
 from controller.store.db import Database, connect
 
 DEPLOY = Path(__file__).resolve().parents[3] / "deploy"
