@@ -32,6 +32,20 @@ T = TypeVar("T")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
+async def stop_processes(procs: list[asyncio.subprocess.Process], timeout_s: float = 15) -> None:
+    """SIGTERM every process still running, then wait; SIGKILL what outlives ``timeout_s``."""
+    for proc in procs:
+        if proc.returncode is None:
+            proc.terminate()
+    for proc in procs:
+        try:
+            async with asyncio.timeout(timeout_s):
+                await proc.wait()
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+
+
 def require_service(name: str, reason: str) -> None:
     """Fail in CI, skip elsewhere, when a service the test needs is missing."""
     message = f"{name} unavailable: {reason}"

@@ -160,3 +160,31 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float, wha
             return
         await asyncio.sleep(0.2)
     raise AssertionError(f"not within {timeout_s} s: {what}")
+
+
+def bundle_of(gateways: list[dict[str, Any]], sizes: dict[str, int]) -> dict[str, Any]:
+    """An import bundle: ``sizes[gateway]`` luminaires (LED 100 W, Lê Duẩn) on each gateway,
+    addressed from 0, in the gateway's ward."""
+    wards = {g["name"]: g["ward"] for g in gateways}
+    features = [
+        {
+            "type": "Feature",
+            "geometry": {"type": "Point", "coordinates": [107.1 + a * 1e-4, 16.81 + i * 1e-3]},
+            "properties": {
+                "name": f"{gw}-{a:02d}",
+                "gateway": gw,
+                "address": a,
+                "lamp_type": "LED 100 W",
+                "street": "Lê Duẩn",
+                "ward": wards[gw],
+            },
+        }
+        for i, (gw, n) in enumerate(sizes.items())
+        for a in range(n)
+    ]
+    return {
+        "type": "FeatureCollection",
+        "lamp_types": [{"name": "LED 100 W", "rated_power_w": 100}],
+        "gateways": gateways,
+        "features": features,
+    }

@@ -30,7 +30,7 @@ from controller.store import migrate
 from controller.store.db import Database, open_database
 from controller.store.tables import AlertOutbox, FaultRow
 from fake_luminaires.fleet import Fleet, specs_from_bundle
-from tests.e2e.receivers import SmtpInbox, eventually
+from tests.e2e.receivers import SmtpInbox, bundle_of, eventually
 
 pytestmark = pytest.mark.slow
 
@@ -46,29 +46,7 @@ def bundle() -> dict[str, Any]:
         {"name": "gw-b", "protocol": "modbus", "host": "127.0.0.1", "port": 1, "unit_ids": [1],
          "ward": "Đông Lễ"},
     ]  # fmt: skip
-    wards = {g["name"]: g["ward"] for g in gateways}
-    features = [
-        {
-            "type": "Feature",
-            "geometry": {"type": "Point", "coordinates": [107.1 + a * 1e-4, 16.81 + i * 1e-3]},
-            "properties": {
-                "name": f"{gw}-{a:02d}",
-                "gateway": gw,
-                "address": a,
-                "lamp_type": "LED 100 W",
-                "street": "Lê Duẩn",
-                "ward": wards[gw],
-            },
-        }
-        for i, gw in enumerate(["gw-a", "gw-b"])
-        for a in range(4)
-    ]
-    return {
-        "type": "FeatureCollection",
-        "lamp_types": [{"name": "LED 100 W", "rated_power_w": 100}],
-        "gateways": gateways,
-        "features": features,
-    }
+    return bundle_of(gateways, {"gw-a": 4, "gw-b": 4})
 
 
 def _settings(tmp_path: Path, smtp_port: int) -> Settings:

@@ -34,8 +34,8 @@ from controller.store import migrate
 from controller.store.db import Database, open_database
 from controller.store.tables import AlertOutbox, FaultRow, Luminaire
 from fake_luminaires.fleet import Fleet, specs_from_bundle
-from tests.conftest import free_port
-from tests.e2e.receivers import AlertSubscriber, WebhookReceiver, eventually
+from tests.conftest import free_port, stop_processes
+from tests.e2e.receivers import AlertSubscriber, WebhookReceiver, bundle_of, eventually
 from tests.integration.conftest import MqttBroker
 
 pytestmark = pytest.mark.slow
@@ -54,29 +54,7 @@ def bundle() -> dict[str, Any]:
         {"name": "gw-d", "protocol": "mqtt", "mqtt_id": "gw-d", "ward": "Phường 3"},
     ]  # fmt: skip
     sizes = {"gw-a": 12, "gw-b": 64, "gw-c": 4, "gw-d": 2}
-    wards = {g["name"]: g["ward"] for g in gateways}
-    features = [
-        {
-            "type": "Feature",
-            "geometry": {"type": "Point", "coordinates": [107.1 + a * 1e-4, 16.81 + i * 1e-3]},
-            "properties": {
-                "name": f"{gw}-{a:02d}",
-                "gateway": gw,
-                "address": a,
-                "lamp_type": "LED 100 W",
-                "street": "Lê Duẩn",
-                "ward": wards[gw],
-            },
-        }
-        for i, (gw, n) in enumerate(sizes.items())
-        for a in range(n)
-    ]
-    return {
-        "type": "FeatureCollection",
-        "lamp_types": [{"name": "LED 100 W", "rated_power_w": 100}],
-        "gateways": gateways,
-        "features": features,
-    }
+    return bundle_of(gateways, sizes)
 
 
 # (gateway, address, fake fault) -> the fault type expected on that luminaire
@@ -386,15 +364,6 @@ async def test_a_sigkill_between_delivery_and_marking_delivers_again_with_the_sa
         done = await _webhook_row(db)
         assert done is not None and done.attempts == 1  # the killed attempt left no trace
     finally:
-        for proc in procs:
-            if proc.returncode is None:
-                proc.terminate()
-        for proc in procs:
-            try:
-                async with asyncio.timeout(15):
-                    await proc.wait()
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
+        await stop_processes(list(procs))
         await hook.stop()
         await db.dispose()

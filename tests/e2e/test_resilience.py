@@ -40,7 +40,7 @@ from controller.store.tables import Gateway, Luminaire, ReadingRow
 from fake_luminaires.fleet import Fleet, specs_from_bundle, synthetic_bundle
 from protocols.mqtt_codec import decode_state
 from protocols.mqtt_topics import TopicKind, Topics
-from tests.conftest import free_port
+from tests.conftest import free_port, stop_processes
 from tests.e2e.receivers import eventually
 from tests.integration.conftest import MqttBroker
 
@@ -478,16 +478,7 @@ async def test_sigkill_mid_night_and_restart_restores_levels_within_5_s(
             restored_in = time.monotonic() - began
         assert restored_in < 5.0, f"levels restored in {restored_in:.1f} s"
     finally:
-        for proc in procs:
-            if proc.returncode is None:
-                proc.terminate()
-        for proc in procs:
-            try:
-                async with asyncio.timeout(15):
-                    await proc.wait()
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
+        await stop_processes(list(procs))
         await db.dispose()
 
 
