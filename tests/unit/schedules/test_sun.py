@@ -118,7 +118,7 @@ def test_dong_ha_events_come_in_order_every_day() -> None:
 
 
 def test_civil_dusk_is_about_24_minutes_after_sunset_in_dong_ha() -> None:
-    # DOMAIN.md: "civil dusk is about 24 minutes after sunset"
+    # at 16.8° N civil dusk comes about 24 minutes after sunset (docs/schedules.md)
     for day in _year_days(2026):
         e = compute_sun_events(DONG_HA, day)
         assert e.civil_dusk is not None and e.sunset is not None
