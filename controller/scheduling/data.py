@@ -24,6 +24,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from controller.access import audit
 from controller.access.auth import Principal
 from controller.app.settings import Settings
+from controller.core.changes import ConfigChange, note_change
 from controller.core.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from controller.inventory.data import group_condition
 from controller.inventory.schemas import Page
@@ -133,6 +134,7 @@ async def create_program(
         after=public,
     )  # fmt: skip
     await session.commit()
+    note_change(session, ConfigChange.CONFIGURATION)
     return public
 
 
@@ -170,6 +172,7 @@ async def update_program(
         before=before, after=after,
     )  # fmt: skip
     await session.commit()
+    note_change(session, ConfigChange.CONFIGURATION)
     return after
 
 
@@ -187,6 +190,7 @@ async def delete_program(*, session: AsyncSession, program_id: int, actor: Princ
         before=before,
     )  # fmt: skip
     await session.commit()
+    note_change(session, ConfigChange.CONFIGURATION)
 
 
 def _uses(calendar: CalendarRow, program_id: int) -> bool:
@@ -268,6 +272,7 @@ async def create_calendar(
         after=public,
     )  # fmt: skip
     await session.commit()
+    note_change(session, ConfigChange.CONFIGURATION)
     return public
 
 
@@ -298,6 +303,7 @@ async def update_calendar(
         entity_id=calendar_id, before=before, after=after,
     )  # fmt: skip
     await session.commit()
+    note_change(session, ConfigChange.CONFIGURATION)
     return after
 
 
@@ -317,6 +323,7 @@ async def delete_calendar(*, session: AsyncSession, calendar_id: int, actor: Pri
         entity_id=calendar_id, before=before,
     )  # fmt: skip
     await session.commit()
+    note_change(session, ConfigChange.CONFIGURATION)
 
 
 # --- built-ins -----------------------------------------------------------------------------
