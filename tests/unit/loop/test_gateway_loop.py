@@ -28,6 +28,7 @@ from controller.loop.telemetry import LuminaireRef, StateRecord
 from controller.scheduling.data import ScheduleBook
 from schedules.builtin import FULL_NIGHT
 from schedules.calendar import Calendar
+from tests.e2e.receivers import eventually
 
 NIGHT = datetime(2026, 6, 21, 15, 0, tzinfo=UTC)  # 22:00 in Đông Hà: full night is 100 %
 INFO = GatewayInfo(1, "gw-1", "modbus", "127.0.0.1", 1502, (1,), None, "Phường 1", True)
@@ -241,7 +242,11 @@ async def test_run_opens_with_the_address_span_and_backs_off_with_the_drivers_se
 
     r.driver.open = failing  # type: ignore[method-assign]
     task = asyncio.create_task(r.loop.run())
-    await asyncio.sleep(0.6)  # first back-off 0.5 s, then 0.01 s each
+
+    async def retried() -> bool:  # first back-off 0.5 s, then 0.01 s each
+        return failures >= 5
+
+    await eventually(retried, 5, "five attempts to open")
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
