@@ -195,6 +195,15 @@ class Cluster:
         if lost:
             self.owned -= lost
             await self._on_release(lost)
+        gone = {
+            n
+            for n in renewed
+            if n.startswith("gateway:") and int(n.split(":", 1)[1]) not in self.gateway_ids
+        }
+        if gone:  # gateways deleted or disabled: their leases would be renewed for ever
+            async with self.db.engine.begin() as conn:
+                for name in gone:
+                    await conn.execute(_RELEASE, {"name": name, "me": me})
         self._valid_until = started + ttl - self.settings.renew_interval_s
         if owned != previous or leader != self.leader:
             log.info(

@@ -455,12 +455,22 @@ async def test_in_a_cluster_a_gateway_created_through_one_instance_is_driven_by_
                 created = await rig.call("POST", "/api/v1/gateways", rig.gateway_body(name))
                 gid = int(created["id"])
                 await _add_and_check(rig, name, gid)
-            owners = [n for n in dbs if gid in await _owned(dsn, f"node-{n}")]
-            assert len(owners) == 1
-            owner = owners[0]
-            assert controllers[owner].gateways[gid].commands > 0  # the owner sent them
-            others = [c for n, c in controllers.items() if n != owner]
-            assert all(c.gateways[gid].commands == 0 for c in others)
+                owners = [n for n in dbs if gid in await _owned(dsn, f"node-{n}")]
+                assert len(owners) == 1
+                owner = owners[0]
+                assert controllers[owner].gateways[gid].commands > 0  # the owner sent them
+                others = [c for n, c in controllers.items() if n != owner]
+                assert all(c.gateways[gid].commands == 0 for c in others)
+
+                # disabled through ``a``: no instance drives it, and its lease is handed back
+                await rig.call("PATCH", f"/api/v1/gateways/{gid}", {"enabled": False})
+
+                async def released() -> bool:
+                    leases = [gid in await _owned(dsn, f"node-{n}") for n in dbs]
+                    driven = [gid in c.gateways for c in controllers.values()]
+                    return not any(leases) and not any(driven)
+
+                await eventually(released, WITHIN_S, "the disabled gateway let go everywhere")
         finally:
             for task in tasks:
                 task.cancel()
