@@ -308,6 +308,19 @@ async def test_a_luminaire_added_to_a_running_gateway_is_commanded(
 
 
 @PROTOCOLS
+async def test_a_luminaire_moved_to_another_address_is_commanded_there(
+    rig: Rig, protocol: Protocol
+) -> None:
+    name = NAMES[protocol][0]
+    gid = await rig.gateway_id(name)
+    page = await rig.call("GET", f"/api/v1/luminaires?gateway_id={gid}")
+    lid = next(int(i["id"]) for i in page["items"] if i["address"] == 0)
+    t0 = time.monotonic()
+    await rig.call("PATCH", f"/api/v1/luminaires/{lid}", {"address": SERVED - 1})
+    await rig.commanded(name, SERVED - 1, lid, t0)
+
+
+@PROTOCOLS
 async def test_a_changed_connection_is_reopened(rig: Rig, protocol: Protocol) -> None:
     """``a`` is pointed at the fake ``c`` (another port, another topic): ``c`` gets driven."""
     a, _, c = NAMES[protocol]
