@@ -182,9 +182,7 @@ class Cluster:
             extra = set(sorted(owned, key=lambda g: preference(me, g))[share:])
             self.owned -= extra
             await self._on_release(extra)  # stop driving them first
-            async with self.db.engine.begin() as conn:
-                for gid in extra:
-                    await conn.execute(_RELEASE, {"name": gateway_lease(gid), "me": me})
+            await self._release(gateway_lease(gid) for gid in extra)
             owned -= extra
         if not leader:
             async with self.db.engine.begin() as conn:
@@ -195,15 +193,12 @@ class Cluster:
         if lost:
             self.owned -= lost
             await self._on_release(lost)
-        gone = {
+        # gateways deleted or disabled: their leases would be renewed for ever
+        await self._release(
             n
             for n in renewed
             if n.startswith("gateway:") and int(n.split(":", 1)[1]) not in self.gateway_ids
-        }
-        if gone:  # gateways deleted or disabled: their leases would be renewed for ever
-            async with self.db.engine.begin() as conn:
-                for name in gone:
-                    await conn.execute(_RELEASE, {"name": name, "me": me})
+        )
         self._valid_until = started + ttl - self.settings.renew_interval_s
         if owned != previous or leader != self.leader:
             log.info(
@@ -214,6 +209,15 @@ class Cluster:
             self.leader = leader
             self.changed.set()
         self.rounds += 1
+
+    async def _release(self, names: Iterable[str]) -> None:
+        """Hand these leases back (only ours are deleted)."""
+        names = list(names)
+        if not names:
+            return
+        async with self.db.engine.begin() as conn:
+            for name in names:
+                await conn.execute(_RELEASE, {"name": name, "me": self.me})
 
     async def release_all(self) -> None:
         """Hand every lease back (clean shutdown): others take over at their next round."""

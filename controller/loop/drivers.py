@@ -2,23 +2,27 @@
 
 A :class:`Driver` opens a :class:`controller.core.ports.Gateway` for a gateway's inventory
 row and says how that protocol is driven (poll interval, back-off, whether a read is local,
-whether commands may go while no state is known). The controller holds one per protocol;
-tests inject their own (an in-memory gateway, or a real driver against a fake).
+whether commands may go while no state is known). The MQTT driver also owns the one shared
+link and hands its events (availability, late acks) to the loops. The controller holds one
+driver per protocol; tests inject their own (an in-memory gateway, or a real driver against a
+fake).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Protocol
 
 from controller.app.settings import Settings
 from controller.core.clock import Clock
 from controller.core.ports import Gateway
+from controller.loop.reconcile import Batch
 from controller.loop.targets import GatewayInfo
 
 if TYPE_CHECKING:
+    from controller.loop.gateway_loop import GatewayLoop
     from protocols.mqtt import MqttLink
 
 
@@ -145,6 +149,24 @@ class MqttDriver:
             finally:
                 self._ready.clear()
                 self.link = None
+
+    async def follow(self, link: MqttLink, loops: Mapping[str, GatewayLoop]) -> None:
+        """Hand the link's events to the running loops (``loops``: by MQTT id), until the
+        link closes: a gateway back online catches up at once; a late ack is recorded."""
+        from protocols.mqtt import AvailabilityChanged, LateAck
+
+        async for event in link.events():
+            if isinstance(event, AvailabilityChanged):
+                changed = loops.get(event.gateway_id)
+                if changed is not None and event.online:
+                    changed.state.wake.set()  # back: catch up at once
+            elif isinstance(event, LateAck):
+                acked = loops.get(event.gateway_id)
+                if acked is not None:
+                    # Applied after all: remember it (no re-send), and it answers.
+                    batch = Batch(event.source, event.fade_s, event.levels)
+                    acked.record_command(batch, event.result, event.at)
+                    acked.mark_online(event.at)
 
     @asynccontextmanager
     async def open(self, info: GatewayInfo, count: int) -> AsyncIterator[Gateway]:

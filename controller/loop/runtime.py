@@ -39,7 +39,7 @@ from controller.loop.gateway_loop import GatewayLoop, GatewayState, Intake, Loop
 from controller.loop.housekeeping import Housekeeping
 from controller.loop.metrics import Histogram
 from controller.loop.planner import Planner
-from controller.loop.reconcile import Batch, Target
+from controller.loop.reconcile import Target
 from controller.loop.reloader import Reloader, settle_heap
 from controller.loop.targets import GatewayInfo, LuminaireInfo, TargetBook, by_gateway
 from controller.loop.telemetry import TelemetrySink
@@ -356,23 +356,7 @@ class Controller:
             await self.housekeeping.nightly()
 
     async def _run_mqtt(self) -> None:
-        from protocols.mqtt import AvailabilityChanged, LateAck
-
         async with self._mqtt.connected() as link:
             self.mqtt_link = link
             self.dispatcher.link = link
-            async for event in link.events():
-                if isinstance(event, AvailabilityChanged):
-                    changed = self._mqtt_loop(event.gateway_id)
-                    if changed is not None and event.online:
-                        changed.state.wake.set()  # back: catch up at once
-                elif isinstance(event, LateAck):
-                    acked = self._mqtt_loop(event.gateway_id)
-                    if acked is not None:
-                        # Applied after all: remember it (no re-send), and it answers.
-                        batch = Batch(event.source, event.fade_s, event.levels)
-                        acked.record_command(batch, event.result, event.at)
-                        acked.mark_online(event.at)
-
-    def _mqtt_loop(self, mqtt_id: str) -> GatewayLoop | None:
-        return self._by_mqtt_id.get(mqtt_id)
+            await self._mqtt.follow(link, self._by_mqtt_id)

@@ -139,8 +139,13 @@ class Rig:
         return int(created["id"])
 
     def target(self, luminaire_id: int) -> int | None:
-        state = self.controller.luminaire_state(luminaire_id)
-        return None if state is None or state.target is None else int(state.target.level)
+        """The luminaire's target now, from the book (in a cluster, whoever drives it)."""
+        book = self.controller.book
+        if book is None or luminaire_id not in book.luminaires:
+            return None
+        return int(
+            book.targets(self.controller.clock.now(), only=[luminaire_id])[luminaire_id].level
+        )
 
     async def commanded(self, name: str, address: int, luminaire_id: int, t0: float) -> None:
         """The fake got the luminaire's target less than ``WITHIN_S`` after ``t0`` (the
