@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import fastapi_offline
@@ -59,20 +58,6 @@ DOCS_ASSETS = Path(fastapi_offline.__file__).parent / "static"
 used, not its ``FastAPIOffline`` factory."""
 
 
-RELOAD_PREFIXES = tuple(
-    f"/api/v1/{p}"
-    for p in (
-        "gateways",
-        "lamp-types",
-        "luminaires",
-        "groups",
-        "programs",
-        "calendars",
-        "overrides",
-    )
-)
-
-
 def create_app(
     settings: Settings,
     db: Database,
@@ -83,8 +68,9 @@ def create_app(
     """Build the API around an open database (owned by the caller).
 
     With a ``controller`` (running in the same process) the state endpoints answer
-    and every successful change to inventory, schedules or overrides makes the
-    controller reload at once, so devices follow within seconds.
+    and every committed change to inventory, schedules or overrides makes the
+    controller reload at once, so devices follow within seconds (the data functions
+    note the change on the request's session: :mod:`controller.core.changes`).
     """
     app = FastAPI(
         title="streetlight",
@@ -98,23 +84,6 @@ def create_app(
     app.state.db = db
     app.state.controller = controller
     app.state.clock = clock or (controller.clock if controller is not None else None)
-    if controller is not None:
-
-        @app.middleware("http")
-        async def reload_on_change(
-            request: Request, call_next: Callable[[Request], Awaitable[Response]]
-        ) -> Response:
-            response = await call_next(request)
-            if (
-                request.method in {"POST", "PATCH", "PUT", "DELETE"}
-                and response.status_code < 300
-                and request.url.path.startswith(RELOAD_PREFIXES)
-            ):
-                controller.request_reload(
-                    overrides_only=request.url.path.startswith("/api/v1/overrides")
-                )
-            return response
-
     install_error_handlers(app)
     if settings.api.cors_origins:
         app.add_middleware(

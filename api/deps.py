@@ -19,6 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from controller.access.auth import Principal, authenticate, check_role
 from controller.access.schemas import Role
 from controller.config.settings import Settings
+from controller.core.changes import forward_changes
 from controller.core.clock import Clock, SystemClock
 from controller.core.errors import FieldProblem, GatewayUnavailable, InvalidInput
 from controller.loop.runtime import Controller
@@ -38,10 +39,15 @@ def get_database(request: Request) -> Database:
 
 
 async def get_session(
-    db: Annotated[Database, Depends(get_database)],
+    request: Request, db: Annotated[Database, Depends(get_database)]
 ) -> AsyncIterator[AsyncSession]:
+    """A session per request; the changes its data functions committed go to a running
+    controller when the request is done (:mod:`controller.core.changes`)."""
     async with db.sessions() as session:
-        yield session
+        try:
+            yield session
+        finally:
+            forward_changes(session, getattr(request.app.state, "controller", None))
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]

@@ -78,9 +78,6 @@ async def import_file(request: Request, session: SessionDep) -> Response:
     except InvalidInput as exc:
         errors = [p.as_dict() for p in exc.errors] or [{"field": "file", "message": str(exc)}]
         return _page(request, user, errors, 422)
-    controller = getattr(request.app.state, "controller", None)
-    if controller is not None:
-        controller.request_reload()  # as the API's middleware does after an import
     user.session.flash(
         "ok",
         t(

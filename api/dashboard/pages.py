@@ -306,16 +306,6 @@ async def luminaire_page(
 # --- overrides -----------------------------------------------------------------------------
 
 
-async def _overrides_changed(request: Request) -> None:
-    """Tell a running controller at once, as the API does (its middleware and router)."""
-    notify = getattr(request.app.state, "on_overrides_changed", None)
-    if notify is not None:
-        await notify()
-    controller = getattr(request.app.state, "controller", None)
-    if controller is not None:
-        controller.request_reload(overrides_only=True)
-
-
 async def _apply_override(
     request: Request, session: AsyncSession, user: User, targets: OverrideTargets
 ) -> tuple[dict[str, str], list[dict[str, Any]], int | None]:
@@ -343,7 +333,6 @@ async def _apply_override(
         )
     except InvalidInput as exc:
         return values, [p.as_dict() for p in exc.errors], None
-    await _overrides_changed(request)
     user.session.flash(
         "ok", t("override_done", level=created.level, minutes=data.duration_min, id=created.id)
     )
@@ -372,7 +361,6 @@ async def end_override(request: Request, session: SessionDep, override_id: Id) -
     await overrides.end_override(
         session=session, override_id=override_id, actor=user.principal, now=now_of(request)
     )
-    await _overrides_changed(request)
     user.session.flash("ok", translator(request)("override_ended", id=override_id))
     return redirect(safe_next(form_text(form, "next")))
 

@@ -16,20 +16,11 @@ router = APIRouter(prefix="/overrides", tags=["overrides"])
 Writer = Annotated[Principal, Depends(require(Permission.OVERRIDE_WRITE, "set overrides"))]
 
 
-async def _changed(request: Request) -> None:
-    """Tell a running controller at once, so devices change within seconds."""
-    notify = getattr(request.app.state, "on_overrides_changed", None)
-    if notify is not None:
-        await notify()
-
-
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Set an override")
 async def create_override(
     data: OverrideCreate, request: Request, session: SessionDep, who: Writer, now: NowDep
 ) -> OverridePublic:
-    created = await overrides.create_override(session=session, data=data, actor=who, now=now)
-    await _changed(request)
-    return created
+    return await overrides.create_override(session=session, data=data, actor=who, now=now)
 
 
 @router.get("", summary="List overrides (newest first); active=true for those in force")
@@ -56,8 +47,6 @@ async def get_override(
 async def end_override(
     override_id: IdPath, request: Request, session: SessionDep, who: Writer, now: NowDep
 ) -> OverridePublic:
-    ended = await overrides.end_override(
+    return await overrides.end_override(
         session=session, override_id=override_id, actor=who, now=now
     )
-    await _changed(request)
-    return ended

@@ -24,7 +24,8 @@ class FaultType(StrEnum):
     CONTROL_GEAR_FAILURE = "controlGearFailure"
     """The driver reports a failure (DALI/D4i flag)."""
     CONTROL_GEAR_COMM_FAILURE = "controlGearCommFailure"
-    """The luminaire does not answer behind an online gateway (TALQ: CommunicationFunction.communicationFailure)."""
+    """The luminaire does not answer behind an online gateway.
+    TALQ's nearest attribute is ``CommunicationFunction.communicationFailure``."""
     LAMP_UNEXPECTED_ON = "lampUnexpectedOn"
     """Day burner: drawing lit power while the target is off."""
     LAMP_UNEXPECTED_OFF = "lampUnexpectedOff"

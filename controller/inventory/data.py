@@ -21,6 +21,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 
 from controller.access import audit
 from controller.access.auth import Principal
+from controller.core.changes import ConfigChange, note_change
 from controller.core.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from controller.core.page import Page
 from controller.core.values import Protocol
@@ -83,11 +84,13 @@ async def _get(session: AsyncSession, table: type[T], kind: str, key: int) -> T:
 
 
 async def _commit(session: AsyncSession, what: str) -> None:
+    """Commit an inventory change (the running controller follows it: a change notice)."""
     try:
         await session.commit()
     except IntegrityError as exc:
         await session.rollback()
         raise Conflict(f"{what} conflicts with existing data: {exc.orig}") from exc
+    note_change(session, ConfigChange.CONFIGURATION)
 
 
 async def _write_new(

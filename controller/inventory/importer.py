@@ -23,6 +23,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from controller.access import audit
 from controller.access.auth import Principal
+from controller.core.changes import ConfigChange, note_change
 from controller.core.errors import FieldProblem, InvalidInput
 from controller.inventory.schemas import (
     GatewayCreate,
@@ -320,6 +321,7 @@ async def import_inventory(
         },
     )
     await session.commit()
+    note_change(session, ConfigChange.CONFIGURATION)
     return ImportResult(
         luminaires=len(records),
         gateways_created=gateways_created,

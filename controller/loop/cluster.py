@@ -25,6 +25,7 @@ default). Config changes reach every instance through PostgreSQL ``NOTIFY``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import math
@@ -93,7 +94,10 @@ class Cluster:
         settings: ClusterSettings,
         *,
         on_release: Callable[[set[int]], Awaitable[None]],
+        changed: asyncio.Event | None = None,
     ) -> None:
+        """``on_release``: stop driving these gateways (awaited before their leases go);
+        ``changed``: set whenever ``owned`` or ``leader`` changed."""
         self.db = db
         self.settings = settings
         self.me = settings.instance_id
@@ -101,8 +105,9 @@ class Cluster:
         self.owned: set[int] = set()
         self.leader = False
         self.live_instances = 1
-        self.changed = asyncio.Event()
+        self.changed = changed if changed is not None else asyncio.Event()
         self.rounds = 0
+        self._round_wanted = asyncio.Event()
         self._on_release = on_release
         self._valid_until = 0.0
 
@@ -114,7 +119,11 @@ class Cluster:
         return gateway_id in self.owned and self.valid()
 
     def set_gateways(self, ids: Iterable[int]) -> None:
-        self.gateway_ids = set(ids)
+        """The gateways to share out; a change is acted on at once (a round now)."""
+        ids = set(ids)
+        if ids != self.gateway_ids:
+            self.gateway_ids = ids
+            self._round_wanted.set()
 
     async def run(self) -> None:
         failures = 0
@@ -132,17 +141,21 @@ class Cluster:
                         log.warning("cluster: leases may have expired; stopping %d gateway(s)",
                                     len(self.owned))  # fmt: skip
                         lost = set(self.owned)
+                        self.owned.clear()  # not driven from now on, even while they stop
                         await self._on_release(lost)
-                        self.owned.clear()
                         self.leader = False
                         self.changed.set()
-                await asyncio.sleep(self.settings.renew_interval_s)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.settings.renew_interval_s):
+                        await self._round_wanted.wait()
+                self._round_wanted.clear()
         finally:
             await asyncio.shield(self.release_all())
 
     async def _round(self, started: float) -> None:
         ttl = self.settings.lease_ttl_s
         me = self.me
+        previous = set(self.owned)
         async with self.db.engine.begin() as conn:
             await conn.execute(_HEARTBEAT, {"me": me})
             live = int((await conn.execute(_LIVE, {"ttl": ttl})).scalar_one())
@@ -167,10 +180,9 @@ class Cluster:
                         owned.add(gid)
         elif len(owned) > share:
             extra = set(sorted(owned, key=lambda g: preference(me, g))[share:])
+            self.owned -= extra
             await self._on_release(extra)  # stop driving them first
-            async with self.db.engine.begin() as conn:
-                for gid in extra:
-                    await conn.execute(_RELEASE, {"name": gateway_lease(gid), "me": me})
+            await self._release(gateway_lease(gid) for gid in extra)
             owned -= extra
         if not leader:
             async with self.db.engine.begin() as conn:
@@ -179,9 +191,16 @@ class Cluster:
                 ).first() is not None
         lost = self.owned - owned
         if lost:
+            self.owned -= lost
             await self._on_release(lost)
+        # gateways deleted or disabled: their leases would be renewed for ever
+        await self._release(
+            n
+            for n in renewed
+            if n.startswith("gateway:") and int(n.split(":", 1)[1]) not in self.gateway_ids
+        )
         self._valid_until = started + ttl - self.settings.renew_interval_s
-        if owned != self.owned or leader != self.leader:
+        if owned != previous or leader != self.leader:
             log.info(
                 "cluster: %s drives %d of %d gateway(s) (%d live instance(s))%s",
                 me, len(owned), len(self.gateway_ids), live, ", leader" if leader else "",
@@ -190,6 +209,15 @@ class Cluster:
             self.leader = leader
             self.changed.set()
         self.rounds += 1
+
+    async def _release(self, names: Iterable[str]) -> None:
+        """Hand these leases back (only ours are deleted)."""
+        names = list(names)
+        if not names:
+            return
+        async with self.db.engine.begin() as conn:
+            for name in names:
+                await conn.execute(_RELEASE, {"name": name, "me": self.me})
 
     async def release_all(self) -> None:
         """Hand every lease back (clean shutdown): others take over at their next round."""

@@ -8,7 +8,9 @@ batched per (source, fade) so one gateway gets one request per batch, never one
 per luminaire. The next read verifies: a luminaire whose actual level disagrees
 with an acknowledged target once its fade should be over is sent again, at most
 ``max_attempts`` times in a row (a broken lamp must not be spammed); a periodic
-full refresh sends every target regardless and restarts the count.
+full refresh sends every target regardless and restarts the count. The budget is per
+target value: a new target is always sent (after an override to 37 % that a failed lamp
+never reached, the schedule's level still goes out when the override ends).
 """
 
 from __future__ import annotations
@@ -45,7 +47,14 @@ class Tracked:
     actual: Level | None = None
     actual_at: datetime | None = None
     attempts: int = 0
+    """Commands sent in a row for ``attempted`` without the device reporting it."""
+    attempted: Level | None = None
+    """The level the ``attempts`` were spent on (the retry budget is per target value)."""
     rejected: str | None = None
+
+
+def _budget_spent(tracked: Tracked, level: Level, max_attempts: int) -> bool:
+    return tracked.attempts >= max_attempts and tracked.attempted == level
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +69,7 @@ class Batch:
 def _needs_send(target: Target, tracked: Tracked | None, now: datetime, max_attempts: int) -> bool:
     if tracked is None or tracked.acked is None:
         return True
-    if tracked.attempts >= max_attempts:
+    if _budget_spent(tracked, target.level, max_attempts):
         return False
     if tracked.acked != target.level:
         return True
@@ -94,7 +103,7 @@ def quiet_until(
             state is None
             or state.acked is None
             or state.fade_until is None
-            or state.attempts >= max_attempts
+            or _budget_spent(state, target.level, max_attempts)
             or state.acked != target.level
             or state.actual is None
             or state.actual == target.level
@@ -139,8 +148,9 @@ def record_sent(
     changed: list[Address] = []
     for address, level in batch.levels.items():
         state = tracked.setdefault(address, Tracked())
-        if refresh:
+        if refresh or state.attempted != level:
             state.attempts = 0
+        state.attempted = level
         state.attempts += 1
         if address in result.rejected:
             state.rejected = result.rejected[address]

@@ -25,6 +25,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from controller.access import audit
 from controller.access.auth import Principal
 from controller.config.settings import Settings
+from controller.core.changes import ConfigChange, note_change
 from controller.core.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from controller.core.page import Page
 from controller.inventory.data import group_condition
@@ -141,6 +142,7 @@ async def create_program(
         after=public,
     )  # fmt: skip
     await session.commit()
+    note_change(session, ConfigChange.CONFIGURATION)
     return public
 
 
@@ -178,6 +180,7 @@ async def update_program(
         before=before, after=after,
     )  # fmt: skip
     await session.commit()
+    note_change(session, ConfigChange.CONFIGURATION)
     return after
 
 
@@ -195,6 +198,7 @@ async def delete_program(*, session: AsyncSession, program_id: int, actor: Princ
         before=before,
     )  # fmt: skip
     await session.commit()
+    note_change(session, ConfigChange.CONFIGURATION)
 
 
 def _uses(calendar: CalendarRow, program_id: int) -> bool:
@@ -276,6 +280,7 @@ async def create_calendar(
         after=public,
     )  # fmt: skip
     await session.commit()
+    note_change(session, ConfigChange.CONFIGURATION)
     return public
 
 
@@ -306,6 +311,7 @@ async def update_calendar(
         entity_id=calendar_id, before=before, after=after,
     )  # fmt: skip
     await session.commit()
+    note_change(session, ConfigChange.CONFIGURATION)
     return after
 
 
@@ -325,6 +331,7 @@ async def delete_calendar(*, session: AsyncSession, calendar_id: int, actor: Pri
         entity_id=calendar_id, before=before,
     )  # fmt: skip
     await session.commit()
+    note_change(session, ConfigChange.CONFIGURATION)
 
 
 # --- built-ins -----------------------------------------------------------------------------

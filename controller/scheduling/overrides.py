@@ -18,6 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from controller.access import audit
 from controller.access.auth import Principal
+from controller.core.changes import ConfigChange, note_change
 from controller.core.errors import FieldProblem, InvalidInput, NotFound
 from controller.core.page import Page
 from controller.inventory.data import group_condition
@@ -174,6 +175,7 @@ async def create_override(
         after=public,
     )  # fmt: skip
     await session.commit()
+    note_change(session, ConfigChange.OVERRIDES)
     return public
 
 
@@ -195,6 +197,7 @@ async def end_override(
             entity_id=override_id, before=before, after=to_public(row, now),
         )  # fmt: skip
         await session.commit()
+        note_change(session, ConfigChange.OVERRIDES)
     return to_public(row, now)
 
 

@@ -3,7 +3,8 @@
 Three real ``streetlight serve`` processes (cluster mode) against a fake fleet in its own
 process and a real mosquitto; one is killed with SIGKILL and its gateways move to the
 other two within 30 s. The lease table is the referee: every gateway has exactly one
-owner at a time.
+owner at a time; and the devices are the proof: after the takeover an override set through a
+survivor's API reaches the luminaires of the gateways that moved.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
+import httpx
 import pytest
 
-from controller.access.auth import Principal
+from controller.access.auth import Principal, create_key
 from controller.access.schemas import Role
 from controller.inventory.importer import ImportFormat, import_inventory
 from controller.store import migrate
@@ -33,6 +35,7 @@ from tests.integration.conftest import MqttBroker
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 GATEWAYS = 9
+LEVEL = 37
 
 
 @pytest.fixture
@@ -101,9 +104,11 @@ async def test_three_instances_share_gateways_and_survive_a_kill(
                 session=session, data=json.dumps(served).encode(), fmt=ImportFormat.GEOJSON,
                 actor=Principal(name="test", role=Role.ADMIN),
             )  # fmt: skip
+            key, _ = await create_key(session=session, name="operator", role=Role.OPERATOR)
+        ports = {n: free_port() for n in ("a", "b", "c")}
         for n in ("a", "b", "c"):
             instances[n] = await _spawn(
-                "serve", "--port", str(free_port()),
+                "serve", "--port", str(ports[n]),
                 env={
                     **env,
                     "STREETLIGHT_DATABASE__URL": url,
@@ -146,6 +151,40 @@ async def test_three_instances_share_gateways_and_survive_a_kill(
         assert {after[g] for g in lost} <= {"node-a", "node-c"}
         # the survivors still hold what they had: nothing moved that did not have to
         assert all(after[g] == o for g, o in before.items() if o != victim)
+
+        # ... and they drive what moved: an override through a survivor's API reaches the
+        # fake luminaires of every gateway the killed instance held
+        control = served["fleet"]["control_url"]
+        conn = await asyncpg.connect(dsn)
+        try:
+            names = {f"gateway:{r['id']}": r["name"] for r in await conn.fetch(
+                "SELECT id, name FROM gateway")}  # fmt: skip
+        finally:
+            await conn.close()
+        moved = sorted(names[g] for g in lost)
+        assert moved
+        async with httpx.AsyncClient(timeout=10) as client:
+            levels_before = {
+                name: set((await client.get(f"{control}/gateways/{name}/levels")).json().values())
+                for name in moved
+            }
+            assert all(levels != {LEVEL} for levels in levels_before.values())
+            response = await client.post(
+                f"http://127.0.0.1:{ports['a']}/api/v1/overrides",
+                headers={"Authorization": f"Bearer {key}"},
+                json={"targets": {"all": True}, "level": LEVEL, "duration_min": 30,
+                      "reason": "takeover test"},
+            )  # fmt: skip
+            assert response.status_code == 201, response.text
+
+            async def moved_follow() -> bool:
+                for name in moved:
+                    levels = await client.get(f"{control}/gateways/{name}/levels")
+                    if set(levels.json().values()) != {LEVEL}:
+                        return False
+                return True
+
+            await eventually(moved_follow, 10, "the moved gateways' luminaires at the override")
     finally:
         for proc in [*instances.values(), fleet]:
             if proc.returncode is None:
