@@ -23,7 +23,7 @@ from controller.inventory.importer import ImportFormat, import_inventory
 from controller.inventory.schemas import GatewayCreate, LampTypeCreate
 from controller.store import migrate
 from controller.store.db import connect
-from controller.store.tables import Gateway, LampType
+from controller.store.tables import GatewayRow, LampTypeRow
 
 ACTOR = Principal(name="bench", role=Role.ADMIN)
 
@@ -49,8 +49,8 @@ async def run_once(url: str, data: bytes, gateways: int) -> float:
                     name=f"bench-gw-{g:03d}", protocol="modbus", host="127.0.0.1",
                     port=1502, unit_ids=[1, 2, 3, 4],
                 )  # fmt: skip
-                session.add(Gateway(**spec.model_dump(mode="json")))
-            session.add(LampType(**LampTypeCreate(name="LED 100 W").model_dump()))
+                session.add(GatewayRow(**spec.model_dump(mode="json")))
+            session.add(LampTypeRow(**LampTypeCreate(name="LED 100 W").model_dump()))
             await session.commit()
             started = time.perf_counter()
             result = await import_inventory(

@@ -75,7 +75,7 @@ from pymodbus.client import AsyncModbusTcpClient
 
 from bench.machine import describe
 from controller.config.settings import ModbusSettings, MqttSettings
-from controller.core.values import Address, Level, Source
+from controller.core.values import Address, CommandSource, Level
 from controller.demo.broker import Broker, find_mosquitto, free_port, local_broker
 from protocols.modbus import ModbusGateway
 from protocols.modbus_codec import ReadRequest, RegisterWrite, encode_levels, plan_reads
@@ -578,7 +578,7 @@ class BareMqtt:
 
 def encoded(levels: dict[Address, Level]) -> tuple[str, bytes]:
     command_id = uuid.uuid4().hex
-    command = Command(command_id, Source.PROGRAM, 0.0, levels, datetime.now(UTC))
+    command = Command(command_id, CommandSource.PROGRAM, 0.0, levels, datetime.now(UTC))
     return command_id, encode_command(command)
 
 

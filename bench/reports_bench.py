@@ -51,9 +51,9 @@ from controller.store.tables import (
     EnergyDaily,
     EnergyHourly,
     FaultRow,
-    Gateway,
+    GatewayRow,
     GroupMember,
-    LampType,
+    LampTypeRow,
     Luminaire,
     LuminaireGroup,
 )
@@ -70,8 +70,8 @@ ENERGY = EnergySettings()
 
 _DAILY: Table = EnergyDaily.__table__  # type: ignore[attr-defined]
 _HOURLY: Table = EnergyHourly.__table__  # type: ignore[attr-defined]
-_GATEWAY: Table = Gateway.__table__  # type: ignore[attr-defined]
-_LAMP: Table = LampType.__table__  # type: ignore[attr-defined]
+_GATEWAY: Table = GatewayRow.__table__  # type: ignore[attr-defined]
+_LAMP: Table = LampTypeRow.__table__  # type: ignore[attr-defined]
 _LUMINAIRE: Table = Luminaire.__table__  # type: ignore[attr-defined]
 _GROUP: Table = LuminaireGroup.__table__  # type: ignore[attr-defined]
 _MEMBER: Table = GroupMember.__table__  # type: ignore[attr-defined]

@@ -708,7 +708,7 @@ BARE_PAUSE_S = 8.0
 
 async def fanout_bare(port: int, gateway_ids: list[str], runs: int) -> list[float]:
     from bench.protocols import BareMqtt
-    from controller.core.values import Level, Source
+    from controller.core.values import CommandSource, Level
     from protocols.mqtt_codec import Command, encode_command
 
     times = []
@@ -724,7 +724,7 @@ async def fanout_bare(port: int, gateway_ids: list[str], runs: int) -> list[floa
                         gw,
                         cid,
                         encode_command(
-                            Command(cid, Source.OVERRIDE, 0.0, levels, datetime.now(UTC))
+                            Command(cid, CommandSource.OVERRIDE, 0.0, levels, datetime.now(UTC))
                         ),
                     )
                 )

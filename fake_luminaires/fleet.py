@@ -36,7 +36,7 @@ from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel
 
 from controller.core.clock import Clock
-from controller.core.values import Address, Protocol
+from controller.core.values import Address, ProtocolKind
 from fake_luminaires.modbus_front import ModbusFront
 from fake_luminaires.model import FakeGateway, GatewayFault, LuminaireFault
 from fake_luminaires.mqtt_front import FakeMqttFleet
@@ -52,7 +52,7 @@ class GatewaySpec:
     """One gateway to simulate: its name, protocol, luminaires and their rated power."""
 
     name: str
-    protocol: Protocol
+    protocol: ProtocolKind
     count: int
     rated_power_w: float = 100.0
     mqtt_id: str | None = None
@@ -63,14 +63,14 @@ def synthetic_bundle(modbus: int, mqtt: int, per_gateway: int) -> dict[str, Any]
     """An import bundle for N Modbus and M MQTT gateways of K luminaires on a grid."""
     gateways: list[dict[str, Any]] = []
     features: list[dict[str, Any]] = []
-    specs = [("mb", Protocol.MODBUS, i) for i in range(modbus)] + [
-        ("mq", Protocol.MQTT, i) for i in range(mqtt)
+    specs = [("mb", ProtocolKind.MODBUS, i) for i in range(modbus)] + [
+        ("mq", ProtocolKind.MQTT, i) for i in range(mqtt)
     ]
     units = max(1, -(-per_gateway // 64))
     for g, (kind, protocol, i) in enumerate(specs):
         name = f"fake-{kind}-{i + 1:04d}"
         gw: dict[str, Any] = {"name": name, "protocol": protocol.value, "ward": "Phường 1"}
-        if protocol is Protocol.MODBUS:
+        if protocol is ProtocolKind.MODBUS:
             gw |= {"host": "127.0.0.1", "port": 502, "unit_ids": list(range(1, units + 1))}
         else:
             gw["mqtt_id"] = name
@@ -117,7 +117,7 @@ def specs_from_bundle(bundle: Mapping[str, Any]) -> list[GatewaySpec]:
     return [
         GatewaySpec(
             name=g["name"],
-            protocol=Protocol(g["protocol"]),
+            protocol=ProtocolKind(g["protocol"]),
             count=counts.get(g["name"], 0),
             rated_power_w=power.get(g["name"], 100.0),
             mqtt_id=g.get("mqtt_id"),
@@ -160,7 +160,7 @@ class Fleet:
         }  # fmt: skip
         self.modbus: dict[str, ModbusFront] = {}
         self.mqtt: FakeMqttFleet | None = None
-        mqtt_models = [self.models[s.name] for s in specs if s.protocol is Protocol.MQTT]
+        mqtt_models = [self.models[s.name] for s in specs if s.protocol is ProtocolKind.MQTT]
         if mqtt_models:
             if mqtt is None:
                 raise ValueError("MQTT gateways need broker settings")
@@ -180,7 +180,7 @@ class Fleet:
         self._stack = stack
         try:
             for name, spec in self.specs.items():
-                if spec.protocol is Protocol.MODBUS:
+                if spec.protocol is ProtocolKind.MODBUS:
                     front = ModbusFront(
                         self.models[name],
                         clock=self.clock,
@@ -228,7 +228,7 @@ class Fleet:
         if isinstance(kind, LuminaireFault) and addr is None:
             raise ValueError(f"{fault} needs an address")
         spec = self.specs[gateway]
-        if spec.protocol is Protocol.MODBUS:
+        if spec.protocol is ProtocolKind.MODBUS:
             front = self.modbus[gateway]
             await (front.inject(kind, addr) if inject else front.clear(kind, addr))
         else:
@@ -242,7 +242,7 @@ class Fleet:
         source = {g["name"]: g for g in (bundle or {}).get("gateways", [])}
         for name, spec in self.specs.items():
             gw = dict(source.get(name, {"name": name, "protocol": spec.protocol.value}))
-            if spec.protocol is Protocol.MODBUS:
+            if spec.protocol is ProtocolKind.MODBUS:
                 front = self.modbus[name]
                 gw |= {"host": self.host, "port": front.port, "unit_ids": sorted(front.units)}
             else:

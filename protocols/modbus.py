@@ -49,11 +49,11 @@ from controller.core.values import (
     MAX_LUMINAIRES_PER_UNIT,
     Address,
     CommandResult,
+    CommandSource,
     DeviceFlag,
     GatewayReading,
     Level,
     Reading,
-    Source,
 )
 from protocols.modbus_codec import (
     GatewayBlock,
@@ -448,7 +448,7 @@ class ModbusGateway:
         self,
         levels: Mapping[Address, Level],
         *,
-        source: Source = Source.PROGRAM,
+        source: CommandSource = CommandSource.PROGRAM,
         fade_s: float = 0.0,
     ) -> CommandResult:
         """Write ``levels`` with the fewest "write multiple registers" requests.

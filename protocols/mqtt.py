@@ -55,7 +55,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from controller.core.clock import Clock, SystemClock
 from controller.core.errors import GatewayUnavailable, ProtocolViolation
-from controller.core.values import Address, CommandResult, GatewayReading, Level, Source
+from controller.core.values import Address, CommandResult, CommandSource, GatewayReading, Level
 from protocols.mqtt_acks import (
     AckMatcher,
     AckOutcome,
@@ -148,7 +148,7 @@ class LateAck:
     gateway_id: str
     command_id: str
     levels: Mapping[Address, Level]
-    source: Source
+    source: CommandSource
     fade_s: float
     result: CommandResult
     at: datetime
@@ -550,13 +550,15 @@ class MqttLink:
         self,
         gateway_id: str,
         levels: Mapping[Address, Level],
-        source: Source,
+        source: CommandSource,
         fade_s: float,
     ) -> CommandResult:
         command_id = uuid.uuid4().hex
         if not levels:
             return CommandResult(command_id=command_id, accepted=frozenset())
-        command = Command(command_id, Source(source), fade_s, dict(levels), self._clock.now())
+        command = Command(
+            command_id, CommandSource(source), fade_s, dict(levels), self._clock.now()
+        )
         payload = encode_command(command)  # ValueError for a level outside 0..100: a bug
         client = self._client
         if client is None:
@@ -641,7 +643,7 @@ class MqttGateway:
         self,
         levels: Mapping[Address, Level],
         *,
-        source: Source = Source.PROGRAM,
+        source: CommandSource = CommandSource.PROGRAM,
         fade_s: float = 0.0,
     ) -> CommandResult:
         """Publish one command (QoS 1) and wait for the gateway's ack.

@@ -28,11 +28,11 @@ from controller.core.errors import ProtocolViolation
 from controller.core.values import (
     Address,
     CommandResult,
+    CommandSource,
     DeviceFlag,
     GatewayReading,
     Level,
     Reading,
-    Source,
 )
 
 MAX_ADDRESS: Final = 65_535
@@ -75,7 +75,7 @@ class Command:
     """One batched dimming command: ``.../cmd``."""
 
     command_id: str
-    source: Source
+    source: CommandSource
     fade_s: float
     levels: Mapping[Address, Level]
     at: datetime
@@ -152,7 +152,7 @@ def encode_command(command: Command) -> bytes:
     return _dumps(
         {
             "id": _check_id(command.command_id),
-            "source": Source(command.source).value,
+            "source": CommandSource(command.source).value,
             "fade_s": command.fade_s,
             "levels": levels,
             "ts": _ts(command.at),
@@ -387,9 +387,9 @@ def decode_command(payload: bytes) -> Command:
     obj = _loads(payload, "command")
     _check_keys(obj, "command", _COMMAND_KEYS)
     try:
-        source = Source(obj["source"])
+        source = CommandSource(obj["source"])
     except ValueError:
-        known = "|".join(s.value for s in Source)
+        known = "|".join(s.value for s in CommandSource)
         raise ProtocolViolation(f"command.source: must be {known}, got {obj['source']!r}") from None
     levels_obj = _object(obj["levels"], "command.levels")
     if not levels_obj:

@@ -40,7 +40,7 @@ from schedules.sun import Site
 
 
 class Source(StrEnum):
-    """Why the target is what it is (same values as ``controller.core.values.Source``)."""
+    """Why the target is what it is (same values as ``controller.core.values.CommandSource``)."""
 
     DEFAULT = "default"
     PROGRAM = "program"

@@ -26,7 +26,7 @@ from controller.scheduling.overrides import (
 from controller.store.tables import (
     EnergyHourly,
     FaultRow,
-    Gateway,
+    GatewayRow,
     Luminaire,
     LuminaireGroup,
     ReadingRow,
@@ -176,7 +176,9 @@ async def names(
         lums = {int(i or 0): n for i, n in rows}
     if gids:
         rows = (
-            await session.exec(select(Gateway.id, Gateway.name).where(col(Gateway.id).in_(gids)))
+            await session.exec(
+                select(GatewayRow.id, GatewayRow.name).where(col(GatewayRow.id).in_(gids))
+            )
         ).all()
         gws = {int(i or 0): n for i, n in rows}
     return lums, gws

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Response, status
 from api.deps import IdPath, PageDep, PrincipalDep, SessionDep, require
 from controller.access.auth import Permission, Principal
 from controller.core.page import Page
-from controller.core.values import Protocol
+from controller.core.values import ProtocolKind
 from controller.inventory import data as inventory
 from controller.inventory.schemas import GatewayCreate, GatewayPublic, GatewayUpdate
 
@@ -23,7 +23,7 @@ async def list_gateways(
     _: PrincipalDep,
     page: PageDep,
     ward: str | None = None,
-    protocol: Protocol | None = None,
+    protocol: ProtocolKind | None = None,
     q: Annotated[str | None, Query(description="Text search in the name")] = None,
 ) -> Page[GatewayPublic]:
     return await inventory.list_gateways(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
-from controller.core.values import Address, CommandResult, GatewayReading, Level, Source
+from controller.core.values import Address, CommandResult, CommandSource, GatewayReading, Level
 
 
 class Gateway(Protocol):
@@ -21,7 +21,7 @@ class Gateway(Protocol):
         self,
         levels: Mapping[Address, Level],
         *,
-        source: Source = Source.PROGRAM,
+        source: CommandSource = CommandSource.PROGRAM,
         fade_s: float = 0.0,
     ) -> CommandResult: ...
 

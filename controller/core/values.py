@@ -32,14 +32,14 @@ def level(value: int) -> Level:
     return Level(value)
 
 
-class Protocol(StrEnum):
+class ProtocolKind(StrEnum):
     """How the controller talks to a gateway."""
 
     MODBUS = "modbus"
     MQTT = "mqtt"
 
 
-class Source(StrEnum):
+class CommandSource(StrEnum):
     """Why a luminaire has the level it has (precedence: override > program > default)."""
 
     DEFAULT = "default"

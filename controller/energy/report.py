@@ -79,8 +79,8 @@ from controller.store.tables import (
     EnergyHourly,
     EnergyMonthly,
     EnergyMonthlyState,
-    Gateway,
-    LampType,
+    GatewayRow,
+    LampTypeRow,
     Luminaire,
     LuminaireGroup,
 )
@@ -448,7 +448,7 @@ async def _names(
     if group_by is GroupBy.WARD:
         return {k: k for k in keys}
     table: Any = {
-        GroupBy.GATEWAY: Gateway,
+        GroupBy.GATEWAY: GatewayRow,
         GroupBy.LUMINAIRE: Luminaire,
         GroupBy.GROUP: LuminaireGroup,
     }[group_by]
@@ -662,7 +662,7 @@ def _per_key(req: _Request, per_luminaire: Any, bucket: Any, *, distinct: bool) 
     stmt = (
         core_select(per_luminaire.c.lid)
         .join(Luminaire, col(Luminaire.id) == per_luminaire.c.lid)
-        .join(LampType, col(LampType.id) == col(Luminaire.lamp_type_id))
+        .join(LampTypeRow, col(LampTypeRow.id) == col(Luminaire.lamp_type_id))
     )
     booked = per_luminaire.c.booked if req.group_by in _BOOKED else None
     stmt, key = _keyed(stmt, req.group_by, per_luminaire.c.lid, booked, req.groups)
@@ -672,7 +672,7 @@ def _per_key(req: _Request, per_luminaire: Any, bucket: Any, *, distinct: bool) 
         (literal("all") if key is None else key).label("key"),
         func.sum(per_luminaire.c.energy_wh).label("energy_wh"),
         func.sum(per_luminaire.c.burning_s).label("burning_s"),
-        func.sum(col(LampType.rated_power_w) * per_luminaire.c.covered_dark_s).label("baseline"),
+        func.sum(col(LampTypeRow.rated_power_w) * per_luminaire.c.covered_dark_s).label("baseline"),
         (func.count(func.distinct(per_luminaire.c.lid)) if distinct else func.count()).label(
             "luminaires"
         ),
@@ -790,7 +790,7 @@ async def _hourly(session: AsyncSession, req: _Request) -> tuple[list[EnergyRow]
     base = (
         core_select(col(h.luminaire_id))
         .join(Luminaire, col(Luminaire.id) == col(h.luminaire_id))
-        .join(LampType, col(LampType.id) == col(Luminaire.lamp_type_id))
+        .join(LampTypeRow, col(LampTypeRow.id) == col(Luminaire.lamp_type_id))
         .where(col(h.hour) >= req.rng.start, col(h.hour) < req.rng.end)
     )
     current = {GroupBy.WARD: col(Luminaire.ward), GroupBy.GATEWAY: col(Luminaire.gateway_id)}
@@ -800,7 +800,7 @@ async def _hourly(session: AsyncSession, req: _Request) -> tuple[list[EnergyRow]
     measures = [
         func.sum(h.energy_wh),
         func.sum(h.burning_s),
-        func.sum(col(LampType.rated_power_w) * col(h.covered_dark_s)),
+        func.sum(col(LampTypeRow.rated_power_w) * col(h.covered_dark_s)),
         func.count(),  # one row per luminaire and hour
         func.sum(h.covered_s),
         func.sum(h.covered_dark_s),

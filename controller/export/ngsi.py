@@ -44,7 +44,7 @@ from controller.core.errors import FieldProblem, InvalidInput, NotFound
 from controller.core.values import DeviceFlag
 from controller.inventory.data import group_condition
 from controller.inventory.schemas import MAX_DB_ID, GroupKind
-from controller.store.tables import LampType, Luminaire, LuminaireGroup, ReadingRow, StateChange
+from controller.store.tables import LampTypeRow, Luminaire, LuminaireGroup, ReadingRow, StateChange
 
 if TYPE_CHECKING:
     from controller.loop.runtime import LuminaireState
@@ -292,7 +292,7 @@ async def _first_groups(session: AsyncSession, ids: Sequence[int]) -> dict[int, 
 
 def _streetlight(
     lum: Luminaire,
-    lamp: LampType,
+    lamp: LampTypeRow,
     group_id: int | None,
     history: _History,
     state: LuminaireState | None,
@@ -344,7 +344,7 @@ def _local_midnight(day: date, site: SiteSettings) -> datetime:
 
 async def _streetlights(
     session: AsyncSession,
-    rows: Sequence[tuple[Luminaire, LampType]],
+    rows: Sequence[tuple[Luminaire, LampTypeRow]],
     site: SiteSettings,
     live: LiveLookup | None,
 ) -> list[Entity]:
@@ -365,8 +365,8 @@ async def _streetlights(
 
 def _luminaires_with_lamp() -> Any:
     return (
-        select(Luminaire, LampType)
-        .join(LampType, col(LampType.id) == col(Luminaire.lamp_type_id))
+        select(Luminaire, LampTypeRow)
+        .join(LampTypeRow, col(LampTypeRow.id) == col(Luminaire.lamp_type_id))
         .order_by(col(Luminaire.id))
     )
 
@@ -462,7 +462,7 @@ async def _groups_with_members(
 # --- StreetlightModel ------------------------------------------------------------------------
 
 
-def _model(lamp: LampType, slug: str) -> Entity:
+def _model(lamp: LampTypeRow, slug: str) -> Entity:
     assert lamp.id is not None
     out: Entity = {
         "id": entity_id(EntityType.MODEL, slug, lamp.id),
@@ -500,10 +500,10 @@ async def list_entities(
         entities = [_group(g, await _members(session, g), live, slug) for g, _ in page]
         return entities, len(groups)
     if entity_type is EntityType.MODEL:
-        total = (await session.exec(select(func.count()).select_from(LampType))).one()
+        total = (await session.exec(select(func.count()).select_from(LampTypeRow))).one()
         lamps = (
             await session.exec(
-                select(LampType).order_by(col(LampType.id)).offset(offset).limit(limit)
+                select(LampTypeRow).order_by(col(LampTypeRow.id)).offset(offset).limit(limit)
             )
         ).all()
         return [_model(lamp, slug) for lamp in lamps], total
@@ -535,7 +535,7 @@ async def get_entity(
                 group = found[0][0]
                 return _group(group, await _members(session, group), live, slug)
         else:
-            lamp = await session.get(LampType, int(local))
+            lamp = await session.get(LampTypeRow, int(local))
             if lamp is not None:
                 return _model(lamp, slug)
     raise NotFound("entity", entity)

@@ -351,11 +351,11 @@ async def get_fault(*, session: AsyncSession, fault_id: int) -> FaultDetail:
 
 
 async def _subject_info(session: AsyncSession, row: FaultRow) -> SubjectInfo:
-    from controller.store.tables import Gateway
+    from controller.store.tables import GatewayRow
 
     if row.subject_kind == SubjectKind.LUMINAIRE.value:
         lum = await session.get(Luminaire, row.subject_id)
-        gw = await session.get(Gateway, row.gateway_id) if row.gateway_id else None
+        gw = await session.get(GatewayRow, row.gateway_id) if row.gateway_id else None
         if lum is not None:
             return SubjectInfo(
                 name=lum.name, pole=lum.name, street=lum.street, ward=lum.ward,
@@ -363,7 +363,7 @@ async def _subject_info(session: AsyncSession, row: FaultRow) -> SubjectInfo:
                 gateway_name=gw.name if gw else None,
             )  # fmt: skip
     else:
-        gw = await session.get(Gateway, row.subject_id)
+        gw = await session.get(GatewayRow, row.subject_id)
         if gw is not None:
             return SubjectInfo(
                 name=gw.name, ward=gw.ward, latitude=gw.latitude, longitude=gw.longitude

@@ -24,7 +24,7 @@ from controller.access.auth import Principal
 from controller.core.changes import ConfigChange, note_change
 from controller.core.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from controller.core.page import Page
-from controller.core.values import Protocol
+from controller.core.values import ProtocolKind
 from controller.inventory.schemas import (
     GatewayCreate,
     GatewayPublic,
@@ -43,9 +43,9 @@ from controller.inventory.schemas import (
 )
 from controller.store.tables import (
     CalendarRow,
-    Gateway,
+    GatewayRow,
     GroupMember,
-    LampType,
+    LampTypeRow,
     Luminaire,
     LuminaireGroup,
 )
@@ -191,7 +191,7 @@ def _revalidate(schema: type[P], data: dict[str, Any]) -> P:
 # --- gateways -----------------------------------------------------------------------------
 
 
-def gateway_public(row: Gateway) -> GatewayPublic:
+def gateway_public(row: GatewayRow) -> GatewayPublic:
     return GatewayPublic.model_validate(
         {**row.model_dump(), "capacity": gateway_capacity(row.protocol, row.unit_ids)}
     )
@@ -200,15 +200,15 @@ def gateway_public(row: Gateway) -> GatewayPublic:
 async def _check_gateway_unique(
     session: AsyncSession, name: str, mqtt_id: str | None, exclude_id: int | None = None
 ) -> None:
-    stmt = select(Gateway).where(Gateway.name == name)
+    stmt = select(GatewayRow).where(GatewayRow.name == name)
     if exclude_id is not None:
-        stmt = stmt.where(Gateway.id != exclude_id)
+        stmt = stmt.where(GatewayRow.id != exclude_id)
     if (await session.exec(stmt)).first() is not None:
         raise Conflict(f"a gateway named {name!r} already exists", field="name")
     if mqtt_id:
-        stmt = select(Gateway).where(Gateway.mqtt_id == mqtt_id)
+        stmt = select(GatewayRow).where(GatewayRow.mqtt_id == mqtt_id)
         if exclude_id is not None:
-            stmt = stmt.where(Gateway.id != exclude_id)
+            stmt = stmt.where(GatewayRow.id != exclude_id)
         if (await session.exec(stmt)).first() is not None:
             raise Conflict(
                 f"mqtt_id {mqtt_id!r} is already used by another gateway", field="mqtt_id"
@@ -221,23 +221,23 @@ async def list_gateways(
     limit: int,
     offset: int,
     ward: str | None = None,
-    protocol: Protocol | None = None,
+    protocol: ProtocolKind | None = None,
     q: str | None = None,
 ) -> Page[GatewayPublic]:
-    stmt = select(Gateway)
+    stmt = select(GatewayRow)
     if ward:
-        stmt = stmt.where(Gateway.ward == ward)
+        stmt = stmt.where(GatewayRow.ward == ward)
     if protocol:
-        stmt = stmt.where(Gateway.protocol == protocol.value)
+        stmt = stmt.where(GatewayRow.protocol == protocol.value)
     if q:
-        stmt = stmt.where(func.lower(Gateway.name).like(_like(q), escape="\\"))
+        stmt = stmt.where(func.lower(GatewayRow.name).like(_like(q), escape="\\"))
     return await _page(
-        session, stmt, col(Gateway.id), limit, offset, lambda rs: [gateway_public(r) for r in rs]
+        session, stmt, col(GatewayRow.id), limit, offset, lambda rs: [gateway_public(r) for r in rs]
     )
 
 
 async def get_gateway(*, session: AsyncSession, gateway_id: int) -> GatewayPublic:
-    return gateway_public(await _get(session, Gateway, "gateway", gateway_id))
+    return gateway_public(await _get(session, GatewayRow, "gateway", gateway_id))
 
 
 async def create_gateway(
@@ -246,7 +246,7 @@ async def create_gateway(
     await _check_gateway_unique(session, data.name, data.mqtt_id)
     return await _write_new(
         session,
-        Gateway(**data.model_dump(mode="json")),
+        GatewayRow(**data.model_dump(mode="json")),
         gateway_public,
         actor=actor,
         entity="gateway",
@@ -257,7 +257,7 @@ async def create_gateway(
 async def update_gateway(
     *, session: AsyncSession, gateway_id: int, data: GatewayUpdate, actor: Principal
 ) -> GatewayPublic:
-    row = await _get(session, Gateway, "gateway", gateway_id)
+    row = await _get(session, GatewayRow, "gateway", gateway_id)
     before = gateway_public(row)
     merged = _merge(before, data)
     new = _revalidate(GatewayCreate, {k: merged[k] for k in GatewayCreate.model_fields})
@@ -281,7 +281,7 @@ async def update_gateway(
 
 
 async def delete_gateway(*, session: AsyncSession, gateway_id: int, actor: Principal) -> None:
-    row = await _get(session, Gateway, "gateway", gateway_id)
+    row = await _get(session, GatewayRow, "gateway", gateway_id)
     used = (
         await session.exec(
             select(func.count()).select_from(Luminaire).where(Luminaire.gateway_id == gateway_id)
@@ -301,9 +301,9 @@ async def delete_gateway(*, session: AsyncSession, gateway_id: int, actor: Princ
 async def _check_lamp_type_unique(
     session: AsyncSession, name: str, exclude_id: int | None = None
 ) -> None:
-    stmt = select(LampType).where(LampType.name == name)
+    stmt = select(LampTypeRow).where(LampTypeRow.name == name)
     if exclude_id is not None:
-        stmt = stmt.where(LampType.id != exclude_id)
+        stmt = stmt.where(LampTypeRow.id != exclude_id)
     if (await session.exec(stmt)).first() is not None:
         raise Conflict(f"a lamp type named {name!r} already exists", field="name")
 
@@ -311,13 +311,13 @@ async def _check_lamp_type_unique(
 async def list_lamp_types(
     *, session: AsyncSession, limit: int, offset: int, q: str | None = None
 ) -> Page[LampTypePublic]:
-    stmt = select(LampType)
+    stmt = select(LampTypeRow)
     if q:
-        stmt = stmt.where(func.lower(LampType.name).like(_like(q), escape="\\"))
+        stmt = stmt.where(func.lower(LampTypeRow.name).like(_like(q), escape="\\"))
     return await _page(
         session,
         stmt,
-        col(LampType.id),
+        col(LampTypeRow.id),
         limit,
         offset,
         lambda rs: [LampTypePublic.model_validate(r) for r in rs],
@@ -325,7 +325,9 @@ async def list_lamp_types(
 
 
 async def get_lamp_type(*, session: AsyncSession, lamp_type_id: int) -> LampTypePublic:
-    return LampTypePublic.model_validate(await _get(session, LampType, "lamp type", lamp_type_id))
+    return LampTypePublic.model_validate(
+        await _get(session, LampTypeRow, "lamp type", lamp_type_id)
+    )
 
 
 async def create_lamp_type(
@@ -334,7 +336,7 @@ async def create_lamp_type(
     await _check_lamp_type_unique(session, data.name)
     return await _write_new(
         session,
-        LampType(**data.model_dump()),
+        LampTypeRow(**data.model_dump()),
         LampTypePublic.model_validate,
         actor=actor,
         entity="lamp_type",
@@ -345,7 +347,7 @@ async def create_lamp_type(
 async def update_lamp_type(
     *, session: AsyncSession, lamp_type_id: int, data: LampTypeUpdate, actor: Principal
 ) -> LampTypePublic:
-    row = await _get(session, LampType, "lamp type", lamp_type_id)
+    row = await _get(session, LampTypeRow, "lamp type", lamp_type_id)
     before = LampTypePublic.model_validate(row)
     merged = _merge(before, data)
     new = _revalidate(LampTypeCreate, {k: merged[k] for k in LampTypeCreate.model_fields})
@@ -357,7 +359,7 @@ async def update_lamp_type(
 
 
 async def delete_lamp_type(*, session: AsyncSession, lamp_type_id: int, actor: Principal) -> None:
-    row = await _get(session, LampType, "lamp type", lamp_type_id)
+    row = await _get(session, LampTypeRow, "lamp type", lamp_type_id)
     used = (
         await session.exec(
             select(func.count())
@@ -385,13 +387,13 @@ async def delete_lamp_type(*, session: AsyncSession, lamp_type_id: int, actor: P
 async def _check_luminaire(
     session: AsyncSession, data: LuminaireCreate, exclude_id: int | None = None
 ) -> None:
-    gateway = await session.get(Gateway, data.gateway_id)
+    gateway = await session.get(GatewayRow, data.gateway_id)
     if gateway is None:
         raise InvalidInput(
             "unknown gateway",
             [FieldProblem("gateway_id", f"gateway {data.gateway_id} does not exist")],
         )
-    if await session.get(LampType, data.lamp_type_id) is None:
+    if await session.get(LampTypeRow, data.lamp_type_id) is None:
         raise InvalidInput(
             "unknown lamp type",
             [FieldProblem("lamp_type_id", f"lamp type {data.lamp_type_id} does not exist")],
@@ -554,7 +556,7 @@ async def _check_group(
     if (
         data.kind is GroupKind.GATEWAY
         and data.selector is not None
-        and await session.get(Gateway, int(data.selector)) is None
+        and await session.get(GatewayRow, int(data.selector)) is None
     ):
         raise InvalidInput(
             "unknown gateway",

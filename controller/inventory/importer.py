@@ -31,7 +31,7 @@ from controller.inventory.schemas import (
     LuminaireCreate,
     gateway_capacity,
 )
-from controller.store.tables import Gateway, LampType, Luminaire
+from controller.store.tables import GatewayRow, LampTypeRow, Luminaire
 
 CSV_COLUMNS = (
     "name",
@@ -208,15 +208,15 @@ async def import_inventory(
     if not rows and not gateway_specs:
         raise InvalidInput("nothing to import", [FieldProblem("file", "no rows")])
 
-    existing_gateways = {g.name: g for g in (await session.exec(select(Gateway))).all()}
-    existing_lamps = {t.name: t for t in (await session.exec(select(LampType))).all()}
+    existing_gateways = {g.name: g for g in (await session.exec(select(GatewayRow))).all()}
+    existing_lamps = {t.name: t for t in (await session.exec(select(LampTypeRow))).all()}
 
     # Gateways and lamp types in the file are created, or updated when the name exists.
     gateways_created = gateways_updated = lamps_created = 0
     for spec in gateway_specs:
         current = existing_gateways.get(spec.name)
         if current is None:
-            gw_row = Gateway(**spec.model_dump(mode="json"))
+            gw_row = GatewayRow(**spec.model_dump(mode="json"))
             session.add(gw_row)
             existing_gateways[spec.name] = gw_row
             gateways_created += 1
@@ -227,7 +227,7 @@ async def import_inventory(
             gateways_updated += 1
     for lamp_spec in lamp_specs:
         if lamp_spec.name not in existing_lamps:
-            lamp_row = LampType(**lamp_spec.model_dump())
+            lamp_row = LampTypeRow(**lamp_spec.model_dump())
             session.add(lamp_row)
             existing_lamps[lamp_spec.name] = lamp_row
             lamps_created += 1
@@ -332,8 +332,8 @@ async def import_inventory(
 
 async def export_bundle(*, session: AsyncSession) -> dict[str, Any]:
     """The whole inventory as an import bundle (GeoJSON with gateways and lamp types)."""
-    gateways = (await session.exec(select(Gateway))).all()
-    lamps = (await session.exec(select(LampType))).all()
+    gateways = (await session.exec(select(GatewayRow))).all()
+    lamps = (await session.exec(select(LampTypeRow))).all()
     gw_name = {g.id: g.name for g in gateways}
     lamp_name = {t.id: t.name for t in lamps}
     gateway_fields = set(GatewayCreate.model_fields)

@@ -21,7 +21,7 @@ from pydantic import (
     model_validator,
 )
 
-from controller.core.values import MAX_LUMINAIRES_PER_UNIT, Protocol
+from controller.core.values import MAX_LUMINAIRES_PER_UNIT, ProtocolKind
 from protocols.mqtt_topics import MAX_GATEWAY_ID_LEN, check_gateway_id
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
@@ -71,7 +71,7 @@ class _Out(BaseModel):
 
 
 class GatewayFields(_In):
-    protocol: Protocol
+    protocol: ProtocolKind
     host: str | None = Field(default=None, max_length=255)
     port: int | None = Field(default=None, ge=1, le=65535)
     unit_ids: list[Annotated[int, Field(ge=1, le=247)]] = Field(default_factory=list)
@@ -88,14 +88,14 @@ class GatewayFields(_In):
 
 
 def check_gateway_connection(
-    protocol: Protocol,
+    protocol: ProtocolKind,
     host: str | None,
     port: int | None,
     unit_ids: list[int],
     mqtt_id: str | None,
 ) -> None:
     """Raise ValueError when the connection parameters do not fit the protocol."""
-    if protocol is Protocol.MODBUS:
+    if protocol is ProtocolKind.MODBUS:
         missing = [n for n, v in (("host", host), ("port", port)) if v in (None, "")]
         if missing:
             raise ValueError(f"a modbus gateway needs {' and '.join(missing)}")
@@ -120,7 +120,7 @@ class GatewayUpdate(_In):
     """Partial update; the merged result is validated as a whole."""
 
     name: Omittable[Name] = None
-    protocol: Omittable[Protocol] = None
+    protocol: Omittable[ProtocolKind] = None
     host: str | None = Field(default=None, max_length=255)
     port: int | None = Field(default=None, ge=1, le=65535)
     unit_ids: Omittable[list[Annotated[int, Field(ge=1, le=247)]]] = None
@@ -134,7 +134,7 @@ class GatewayUpdate(_In):
 class GatewayPublic(_Out):
     id: int
     name: str
-    protocol: Protocol
+    protocol: ProtocolKind
     host: str | None
     port: int | None
     unit_ids: list[int]
@@ -150,7 +150,7 @@ class GatewayPublic(_Out):
 
 def gateway_capacity(protocol: str, unit_ids: list[int]) -> int:
     """Addresses a gateway can serve: 64 per Modbus unit id; MQTT is not bounded here."""
-    if protocol == Protocol.MODBUS:
+    if protocol == ProtocolKind.MODBUS:
         return MAX_LUMINAIRES_PER_UNIT * len(unit_ids)
     return 65536
 

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from controller.core.values import Address, CommandResult, Level, Reading, Source
+from controller.core.values import Address, CommandResult, CommandSource, Level, Reading
 
 SETTLE_S = 5.0
 """Grace after a fade ends before a differing actual level counts as a miss."""
@@ -31,7 +31,7 @@ class Target:
     """What one luminaire should do now, and why."""
 
     level: Level
-    source: Source
+    source: CommandSource
     detail: str = ""
     """Which program step (``program:Đông Hà standard#2``) or override (``override:12``)."""
     fade_s: float = 0.0
@@ -61,7 +61,7 @@ def _budget_spent(tracked: Tracked, level: Level, max_attempts: int) -> bool:
 class Batch:
     """One command for one gateway: many luminaires, one source, one fade."""
 
-    source: Source
+    source: CommandSource
     fade_s: float
     levels: Mapping[Address, Level] = field(default_factory=dict)
 
@@ -126,7 +126,7 @@ def plan(
     max_attempts: int = MAX_ATTEMPTS,
 ) -> list[Batch]:
     """The batches that bring every luminaire to its target (empty when all agree)."""
-    groups: dict[tuple[Source, float], dict[Address, Level]] = {}
+    groups: dict[tuple[CommandSource, float], dict[Address, Level]] = {}
     for address, target in targets.items():
         if refresh or _needs_send(target, tracked.get(address), now, max_attempts):
             groups.setdefault((target.source, target.fade_s), {})[address] = target.level

@@ -32,7 +32,7 @@ from controller.alerts.monitor import FaultMonitor
 from controller.config.settings import Settings
 from controller.core.clock import Clock
 from controller.core.errors import ConfigError
-from controller.core.values import DeviceFlag, Level, Protocol, Reading
+from controller.core.values import DeviceFlag, Level, ProtocolKind, Reading
 from controller.faults.tracker import Transition, TransitionKind
 from controller.loop.cluster import Cluster
 from controller.loop.drivers import Driver, ModbusDriver, MqttDriver
@@ -69,7 +69,7 @@ class LuminaireState:
 
 def connection_of(info: GatewayInfo, count: int) -> tuple[object, ...]:
     """What a running driver was opened with: a change means closing and opening again."""
-    if info.protocol == Protocol.MQTT:
+    if info.protocol == ProtocolKind.MQTT:
         return (info.protocol, info.mqtt_id)
     return (info.protocol, info.host, info.port, info.unit_ids, count)
 
@@ -92,7 +92,7 @@ class Controller:
         db: Database,
         clock: Clock,
         *,
-        drivers: Mapping[Protocol, Driver] | None = None,
+        drivers: Mapping[ProtocolKind, Driver] | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
@@ -107,9 +107,9 @@ class Controller:
         self.gateways: dict[int, GatewayState] = {}
         """The gateways this instance may drive (enabled), by id: the read model."""
         self._mqtt = MqttDriver(settings, clock)
-        self._drivers: dict[Protocol, Driver] = {
-            Protocol.MODBUS: ModbusDriver(settings, clock),
-            Protocol.MQTT: self._mqtt,
+        self._drivers: dict[ProtocolKind, Driver] = {
+            ProtocolKind.MODBUS: ModbusDriver(settings, clock),
+            ProtocolKind.MQTT: self._mqtt,
             **(drivers or {}),
         }
         self._ready = asyncio.Event()
@@ -290,7 +290,7 @@ class Controller:
 
     def _needs_link(self) -> bool:
         return self.settings.alerts.mqtt or any(
-            s.info.protocol == Protocol.MQTT and self._drivers[Protocol.MQTT] is self._mqtt
+            s.info.protocol == ProtocolKind.MQTT and self._drivers[ProtocolKind.MQTT] is self._mqtt
             for s in self.gateways.values()
         )
 
@@ -322,7 +322,7 @@ class Controller:
         state.last_refresh = None  # a gateway taken over or reconnected gets every target
         loop = GatewayLoop(
             state,
-            self._drivers[Protocol(state.info.protocol)],
+            self._drivers[ProtocolKind(state.info.protocol)],
             clock=self.clock,
             books=self.reloader,
             recorder=self.sink,
@@ -332,7 +332,7 @@ class Controller:
             resend_interval_s=self.settings.controller.resend_interval_s,
         )
         task = tg.create_task(loop.run(), name=f"gateway[{state.info.name}]")
-        mqtt_id = state.info.mqtt_id if state.info.protocol == Protocol.MQTT else None
+        mqtt_id = state.info.mqtt_id if state.info.protocol == ProtocolKind.MQTT else None
         self._running[state.info.id] = _Running(loop, task, self._connection(state), mqtt_id)
         if mqtt_id is not None:
             self._by_mqtt_id[mqtt_id] = loop

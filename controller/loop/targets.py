@@ -17,11 +17,11 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from controller.config.settings import Settings
-from controller.core.values import Address, Level, Source
+from controller.core.values import Address, CommandSource, Level
 from controller.loop.reconcile import Target
 from controller.scheduling import data as scheduling
 from controller.scheduling.overrides import effective_end, overlapping, targeted_luminaires, to_pure
-from controller.store.tables import Gateway, LampType, Luminaire
+from controller.store.tables import GatewayRow, LampTypeRow, Luminaire
 from schedules.calendar import ProgramRef
 from schedules.decision import Decision, Override, decide, timeline
 from schedules.program import Program, night_of
@@ -177,14 +177,14 @@ def to_target(decision: Decision, programs: Mapping[ProgramRef, Program]) -> Tar
                 fade = program.steps[decision.step_index].fade_s or 0.0
     if decision.override_id is not None:
         detail = f"override:{decision.override_id}"
-    return Target(Level(decision.level), Source(decision.source.value), detail, fade)
+    return Target(Level(decision.level), CommandSource(decision.source.value), detail, fade)
 
 
 async def load_target_book(
     *, session: AsyncSession, settings: Settings, now: datetime
 ) -> TargetBook:
     book = await scheduling.load_book(session=session, settings=settings)
-    lamps = {t.id: t for t in (await session.exec(select(LampType))).all()}
+    lamps = {t.id: t for t in (await session.exec(select(LampTypeRow))).all()}
     # Columns, not ORM objects: at 100,000 luminaires building and tracking entities took
     # seconds of the event loop's time at every reload.
     rated = {t.id: t.rated_power_w for t in lamps.values()}
@@ -208,7 +208,7 @@ async def load_target_book(
             unit_ids=tuple(g.unit_ids), mqtt_id=g.mqtt_id, ward=g.ward, enabled=g.enabled,
             latitude=g.latitude, longitude=g.longitude,
         )
-        for g in (await session.exec(select(Gateway))).all()
+        for g in (await session.exec(select(GatewayRow))).all()
         if g.id is not None
     }  # fmt: skip
     calendar_of = await scheduling.calendar_assignment(

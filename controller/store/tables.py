@@ -18,8 +18,10 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class Gateway(SQLModel, table=True):
+class GatewayRow(SQLModel, table=True):
     """A device the controller talks to; it fronts many luminaires."""
+
+    __tablename__ = "gateway"
 
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=100, unique=True, index=True)
@@ -36,7 +38,7 @@ class Gateway(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow)
 
 
-class LampType(SQLModel, table=True):
+class LampTypeRow(SQLModel, table=True):
     """A luminaire model: what power to expect at each level."""
 
     __tablename__ = "lamp_type"

@@ -38,13 +38,13 @@ from protocols.devices.expression import Formula, FormulaError, parse_formula
 from protocols.devices.talq import TALQ_ATTRIBUTES
 
 __all__ = [
+    "Citation",
     "DeviceKind",
     "DeviceProfile",
     "Format",
     "Order",
     "Point",
     "RegisterType",
-    "Source",
     "Step",
     "Variable",
     "builtin_profile_names",
@@ -145,7 +145,7 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
 
 
-class Source(_Frozen):
+class Citation(_Frozen):
     """Where the register map comes from: every profile cites its manual and page."""
 
     manual: str = Field(min_length=1)
@@ -315,7 +315,7 @@ class DeviceProfile(_Frozen):
     name: str = Field(min_length=1, pattern=r"^[a-z0-9_]+$")
     kind: DeviceKind
     description: str = Field(min_length=1)
-    source: Source
+    source: Citation
     notes: str = ""
     word_order: Order = Order.BIG
     byte_order: Order = Order.BIG

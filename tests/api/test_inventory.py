@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from controller.access.schemas import Role
-from controller.core.values import Protocol
+from controller.core.values import ProtocolKind
 from controller.inventory.schemas import GatewayCreate
 from protocols.mqtt_topics import check_gateway_id
 from tests.api.conftest import LAMP, MODBUS_GW, Api, luminaire
@@ -255,9 +255,9 @@ async def test_the_import_takes_the_same_gateway_ids(api: Api) -> None:
 def test_the_api_and_the_topic_tree_agree_on_gateway_ids() -> None:
     for mqtt_id in REAL_GATEWAY_IDS:
         assert check_gateway_id(mqtt_id) == mqtt_id
-        GatewayCreate(name="g", protocol=Protocol.MQTT, mqtt_id=mqtt_id)
+        GatewayCreate(name="g", protocol=ProtocolKind.MQTT, mqtt_id=mqtt_id)
     for mqtt_id in REFUSED_GATEWAY_IDS:
         with pytest.raises(ValueError, match="gateway id"):
             check_gateway_id(mqtt_id)
         with pytest.raises(ValidationError):
-            GatewayCreate(name="g", protocol=Protocol.MQTT, mqtt_id=mqtt_id)
+            GatewayCreate(name="g", protocol=ProtocolKind.MQTT, mqtt_id=mqtt_id)

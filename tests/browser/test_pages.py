@@ -25,7 +25,7 @@ from controller.access import auth
 from controller.access.schemas import Role
 from controller.config.settings import Settings
 from controller.core.errors import ConfigError
-from controller.core.values import Source
+from controller.core.values import CommandSource
 from controller.faults.rules import FaultType
 from controller.inventory.schemas import GroupKind
 from controller.store.db import Database
@@ -375,7 +375,7 @@ def test_every_template_string_exists_in_both_languages() -> None:
         "sev_": ["warning", "critical"],
         "kind_": [k.value for k in GroupKind],
         "role_": [r.value for r in Role],
-        "source_": [s.value for s in Source],
+        "source_": [s.value for s in CommandSource],
         "field_": ["level", "duration_min", "reason"],
         "nav_": ["overview", "map", "luminaires", "groups", "faults", "energy", "import"],
     }

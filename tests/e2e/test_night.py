@@ -25,7 +25,7 @@ from controller.access import auth
 from controller.access.schemas import Role
 from controller.config.settings import Settings, load_settings
 from controller.core.clock import AcceleratedClock
-from controller.core.values import Address, Protocol
+from controller.core.values import Address, ProtocolKind
 from controller.inventory.importer import ImportFormat, import_inventory
 from controller.loop.runtime import Controller
 from controller.store import migrate
@@ -148,7 +148,7 @@ async def test_a_whole_night(
             override_at = datetime.fromisoformat(r.json()["starts_at"])
 
             # 23:00: a Modbus gateway stops answering; back at 00:30
-            modbus_gw = next(s.name for s in specs if s.protocol is Protocol.MODBUS)
+            modbus_gw = next(s.name for s in specs if s.protocol is ProtocolKind.MODBUS)
             await _wait_sim(clock, START + timedelta(hours=4, minutes=55))
             await fleet.inject(modbus_gw, GatewayFault.OFFLINE.value)
             await _wait_sim(clock, START + timedelta(hours=6, minutes=25))

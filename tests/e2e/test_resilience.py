@@ -31,12 +31,12 @@ from controller.access import auth
 from controller.access.schemas import Role
 from controller.config.settings import Settings, load_settings
 from controller.core.clock import AcceleratedClock
-from controller.core.values import Protocol
+from controller.core.values import ProtocolKind
 from controller.inventory.importer import ImportFormat, import_inventory
 from controller.loop.runtime import Controller
 from controller.store import migrate
 from controller.store.db import Database, open_database
-from controller.store.tables import Gateway, Luminaire, ReadingRow
+from controller.store.tables import GatewayRow, Luminaire, ReadingRow
 from fake_luminaires.fleet import Fleet, specs_from_bundle, synthetic_bundle
 from protocols.mqtt_codec import decode_state
 from protocols.mqtt_topics import TopicKind, Topics
@@ -57,7 +57,7 @@ def local(hh: int, mm: int, ss: int = 0) -> datetime:
     )
 
 
-def levels(fleet: Fleet, protocol: Protocol | None = None) -> set[int]:
+def levels(fleet: Fleet, protocol: ProtocolKind | None = None) -> set[int]:
     """The levels the fake luminaires were commanded (of one protocol's gateways, if given)."""
     return {
         lum.commanded_level
@@ -137,8 +137,8 @@ async def test_broker_restart_in_the_night(
         await sleep_until(rig, MIDNIGHT + timedelta(seconds=30))
         # the step was due while the broker was down: the Modbus lights took it, the MQTT
         # lights could not be told
-        assert levels(rig.fleet, Protocol.MODBUS) == {50}
-        assert levels(rig.fleet, Protocol.MQTT) == {70}
+        assert levels(rig.fleet, ProtocolKind.MODBUS) == {50}
+        assert levels(rig.fleet, ProtocolKind.MQTT) == {70}
         down_until = rig.clock.now()
         await mqtt_broker.start()
         assert down_from < MIDNIGHT < down_until, f"the outage {down_from}..{down_until}"
@@ -198,11 +198,11 @@ async def state_tap(broker: MqttBroker, prefix: str) -> AsyncIterator[set[Sent]]
 async def stored(db: Database, since: datetime, until: datetime) -> list[Sent]:
     """The MQTT luminaires' readings in the database with ``since <= at < until``."""
     query = (
-        select(Gateway.mqtt_id, Luminaire.address, ReadingRow.at)
+        select(GatewayRow.mqtt_id, Luminaire.address, ReadingRow.at)
         .select_from(ReadingRow)
         .join(Luminaire, col(Luminaire.id) == col(ReadingRow.luminaire_id))
-        .join(Gateway, col(Gateway.id) == col(Luminaire.gateway_id))
-        .where(col(Gateway.mqtt_id).is_not(None))
+        .join(GatewayRow, col(GatewayRow.id) == col(Luminaire.gateway_id))
+        .where(col(GatewayRow.mqtt_id).is_not(None))
         .where(col(ReadingRow.at) >= since, col(ReadingRow.at) < until)
     )
     async with db.sessions() as session:
@@ -222,7 +222,7 @@ async def assert_stored(
     luminaires = {
         (spec.mqtt_id or name, int(address))
         for name, spec in rig.fleet.specs.items()
-        if spec.protocol is Protocol.MQTT
+        if spec.protocol is ProtocolKind.MQTT
         for address in rig.fleet.models[name].luminaires
     }
 
@@ -251,11 +251,11 @@ async def _readings(db: Database) -> int:
 async def modbus_polled(db: Database, since: datetime, until: datetime) -> set[tuple[str, int]]:
     """The Modbus luminaires (gateway name, address) with a reading stored in the window."""
     query = (
-        select(Gateway.name, Luminaire.address)
+        select(GatewayRow.name, Luminaire.address)
         .select_from(ReadingRow)
         .join(Luminaire, col(Luminaire.id) == col(ReadingRow.luminaire_id))
-        .join(Gateway, col(Gateway.id) == col(Luminaire.gateway_id))
-        .where(col(Gateway.mqtt_id).is_(None))
+        .join(GatewayRow, col(GatewayRow.id) == col(Luminaire.gateway_id))
+        .where(col(GatewayRow.mqtt_id).is_(None))
         .where(col(ReadingRow.at) >= since, col(ReadingRow.at) < until)
         .distinct()
     )
@@ -267,7 +267,7 @@ def modbus_luminaires(fleet: Fleet) -> set[tuple[str, int]]:
     return {
         (name, int(address))
         for name, m in fleet.models.items()
-        if fleet.specs[name].protocol is Protocol.MODBUS
+        if fleet.specs[name].protocol is ProtocolKind.MODBUS
         for address in m.luminaires
     }
 

@@ -19,7 +19,7 @@ from controller.config.settings import ModbusSettings
 from controller.core.clock import AcceleratedClock
 from controller.core.errors import GatewayUnavailable
 from controller.core.ports import Gateway
-from controller.core.values import Address, DeviceFlag, Level, Protocol, Source
+from controller.core.values import Address, CommandSource, DeviceFlag, Level, ProtocolKind
 from fake_luminaires.fleet import Fleet, GatewaySpec
 from fake_luminaires.model import GatewayFault, LuminaireFault
 from protocols.modbus import ModbusGateway
@@ -31,7 +31,7 @@ COUNT = 64
 
 @dataclass
 class Rig:
-    protocol: Protocol
+    protocol: ProtocolKind
     fleet: Fleet
     gateway: Gateway
     name: str
@@ -42,28 +42,28 @@ class Rig:
 
     async def settle(self) -> None:
         """Give an MQTT fake time to publish what changed (Modbus reads are live)."""
-        if self.protocol is Protocol.MQTT:
+        if self.protocol is ProtocolKind.MQTT:
             import asyncio
 
             await asyncio.sleep(0.3)
 
 
-@pytest.fixture(params=[Protocol.MODBUS, Protocol.MQTT], ids=["modbus", "mqtt"])
+@pytest.fixture(params=[ProtocolKind.MODBUS, ProtocolKind.MQTT], ids=["modbus", "mqtt"])
 async def rig(
     request: pytest.FixtureRequest, mqtt_broker: MqttBroker, mqtt_prefix: str
 ) -> AsyncIterator[Rig]:
-    protocol: Protocol = request.param
+    protocol: ProtocolKind = request.param
     clock = AcceleratedClock(datetime(2026, 6, 21, 13, 0, tzinfo=UTC), 1.0, time.time())
     settings = mqtt_broker.settings(mqtt_prefix)
     spec = GatewaySpec(
         name="gw-contract", protocol=protocol, count=COUNT,
-        mqtt_id="gw-contract" if protocol is Protocol.MQTT else None,
+        mqtt_id="gw-contract" if protocol is ProtocolKind.MQTT else None,
     )  # fmt: skip
     fleet = Fleet([spec], clock=clock, mqtt=settings, seed=5, state_interval_s=0.2)
     async with AsyncExitStack() as stack:
         await stack.enter_async_context(fleet)
         gateway: Gateway
-        if protocol is Protocol.MODBUS:
+        if protocol is ProtocolKind.MODBUS:
             gateway = await stack.enter_async_context(
                 ModbusGateway(
                     "127.0.0.1",
@@ -90,7 +90,7 @@ async def rig(
 
 async def test_many_luminaires_in_one_command_round_trip(rig: Rig) -> None:
     levels = {Address(a): Level(a % 101) for a in range(COUNT)}
-    result = await rig.gateway.apply(levels, source=Source.OVERRIDE)
+    result = await rig.gateway.apply(levels, source=CommandSource.OVERRIDE)
     assert result.accepted == frozenset(levels)
     assert result.rejected == {}
     model = rig.fleet.models[rig.name]

@@ -28,7 +28,7 @@ from controller.access import auth
 from controller.access.schemas import Role
 from controller.config.settings import Settings, load_settings
 from controller.core.clock import AcceleratedClock
-from controller.core.values import Address, Protocol
+from controller.core.values import Address, ProtocolKind
 from controller.inventory.importer import ImportFormat, import_inventory
 from controller.loop.runtime import Controller
 from controller.loop.targets import LuminaireInfo
@@ -50,8 +50,8 @@ SERVED = 6
 IMPORTED = 4
 """Addresses imported at the start (the others are added through the API)."""
 NAMES = {
-    Protocol.MODBUS: ("mb-a", "mb-b", "mb-c"),
-    Protocol.MQTT: ("mq-a", "mq-b", "mq-c"),
+    ProtocolKind.MODBUS: ("mb-a", "mb-b", "mb-c"),
+    ProtocolKind.MQTT: ("mq-a", "mq-b", "mq-c"),
 }
 """Per protocol: ``a`` imported at the start, ``b`` created through the API, ``c`` served
 by the fakes but only reached by changing ``a``'s connection."""
@@ -110,7 +110,7 @@ class Rig:
 
     def gateway_body(self, name: str) -> dict[str, Any]:
         spec = self.fleet.specs[name]
-        if spec.protocol is Protocol.MODBUS:
+        if spec.protocol is ProtocolKind.MODBUS:
             front = self.fleet.modbus[name]
             return {
                 "name": name, "protocol": "modbus", "host": front.host, "port": front.port,
@@ -190,7 +190,7 @@ async def rig(
     settings = _settings(tmp_path, mqtt_broker, mqtt_prefix)
     clock = AcceleratedClock(EVENING, 1.0, time.time())
     specs = [
-        GatewaySpec(name, protocol, SERVED, mqtt_id=name if protocol is Protocol.MQTT else None)
+        GatewaySpec(name, protocol, SERVED, mqtt_id=name if protocol is ProtocolKind.MQTT else None)
         for protocol, names in NAMES.items()
         for name in names
     ]
@@ -247,12 +247,12 @@ async def _async(value: bool) -> bool:
     return value
 
 
-PROTOCOLS = pytest.mark.parametrize("protocol", [Protocol.MODBUS, Protocol.MQTT], ids=str)
+PROTOCOLS = pytest.mark.parametrize("protocol", [ProtocolKind.MODBUS, ProtocolKind.MQTT], ids=str)
 
 
 @PROTOCOLS
 async def test_a_gateway_created_while_running_is_connected_and_driven(
-    rig: Rig, protocol: Protocol
+    rig: Rig, protocol: ProtocolKind
 ) -> None:
     name = NAMES[protocol][1]
     created = await rig.call("POST", "/api/v1/gateways", rig.gateway_body(name))
@@ -270,7 +270,7 @@ async def _add_and_check(rig: Rig, name: str, gateway_id: int) -> None:
 
 
 @PROTOCOLS
-async def test_a_gateway_imported_while_running_is_driven(rig: Rig, protocol: Protocol) -> None:
+async def test_a_gateway_imported_while_running_is_driven(rig: Rig, protocol: ProtocolKind) -> None:
     name = NAMES[protocol][1]
     bundle = rig.fleet.inventory(
         {"type": "FeatureCollection", "features": [_feature(name, a) for a in range(SERVED)]}
@@ -295,7 +295,7 @@ async def test_a_gateway_imported_while_running_is_driven(rig: Rig, protocol: Pr
 
 @PROTOCOLS
 async def test_a_luminaire_added_to_a_running_gateway_is_commanded(
-    rig: Rig, protocol: Protocol
+    rig: Rig, protocol: ProtocolKind
 ) -> None:
     name = NAMES[protocol][0]
     gid = await rig.gateway_id(name)
@@ -314,7 +314,7 @@ async def test_a_luminaire_added_to_a_running_gateway_is_commanded(
 
 @PROTOCOLS
 async def test_a_luminaire_moved_to_another_address_is_commanded_there(
-    rig: Rig, protocol: Protocol
+    rig: Rig, protocol: ProtocolKind
 ) -> None:
     name = NAMES[protocol][0]
     gid = await rig.gateway_id(name)
@@ -326,7 +326,7 @@ async def test_a_luminaire_moved_to_another_address_is_commanded_there(
 
 
 @PROTOCOLS
-async def test_a_changed_connection_is_reopened(rig: Rig, protocol: Protocol) -> None:
+async def test_a_changed_connection_is_reopened(rig: Rig, protocol: ProtocolKind) -> None:
     """``a`` is pointed at the fake ``c`` (another port, another topic): ``c`` gets driven."""
     a, _, c = NAMES[protocol]
     gid = await rig.gateway_id(a)
@@ -343,7 +343,7 @@ async def test_a_changed_connection_is_reopened(rig: Rig, protocol: Protocol) ->
 
 @PROTOCOLS
 async def test_a_disabled_gateway_is_closed_and_an_enabled_one_driven_again(
-    rig: Rig, protocol: Protocol
+    rig: Rig, protocol: ProtocolKind
 ) -> None:
     name = NAMES[protocol][0]
     gid = await rig.gateway_id(name)
@@ -358,7 +358,7 @@ async def test_a_disabled_gateway_is_closed_and_an_enabled_one_driven_again(
 
 
 @PROTOCOLS
-async def test_a_deleted_gateway_is_closed(rig: Rig, protocol: Protocol) -> None:
+async def test_a_deleted_gateway_is_closed(rig: Rig, protocol: ProtocolKind) -> None:
     name = NAMES[protocol][0]
     gid = await rig.gateway_id(name)
     page = await rig.call("GET", f"/api/v1/luminaires?gateway_id={gid}")
@@ -405,7 +405,7 @@ async def test_in_a_cluster_a_gateway_created_through_one_instance_is_driven_by_
     mqtt_broker: MqttBroker,
     mqtt_prefix: str,
     pg_url: tuple[str, str],  # noqa: F811 - the fixture imported above
-    protocol: Protocol,
+    protocol: ProtocolKind,
 ) -> None:
     """Two controllers on one PostgreSQL; the gateway is created through the API of ``a``;
     whichever instance takes its lease drives it, within 2 s (NOTIFY, then a lease round)."""
@@ -414,7 +414,7 @@ async def test_in_a_cluster_a_gateway_created_through_one_instance_is_driven_by_
     names = NAMES[protocol]
     mqtt = _settings(tmp_path, mqtt_broker, mqtt_prefix).mqtt
     specs = [
-        GatewaySpec(n, protocol, SERVED, mqtt_id=n if protocol is Protocol.MQTT else None)
+        GatewaySpec(n, protocol, SERVED, mqtt_id=n if protocol is ProtocolKind.MQTT else None)
         for n in names
     ]
     fleet = Fleet(specs, clock=clock, mqtt=mqtt, seed=5, state_interval_s=1)

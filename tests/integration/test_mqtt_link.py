@@ -20,11 +20,11 @@ from controller.core.errors import CommandRejected, GatewayUnavailable, Protocol
 from controller.core.values import (
     Address,
     CommandResult,
+    CommandSource,
     DeviceFlag,
     GatewayReading,
     Level,
     Reading,
-    Source,
 )
 from fake_luminaires.model import FakeGateway, GatewayFault, LuminaireFault, lit_power_w
 from fake_luminaires.mqtt_front import FakeMqttFleet
@@ -174,7 +174,7 @@ async def test_apply_is_acknowledged_and_the_state_follows(
     async with running(settings, models("gw-1")) as (link, fleet):
         gw = link.gateway("gw-1")
         result = await gw.apply(
-            {Address(0): Level(70), Address(5): Level(0)}, source=Source.OVERRIDE, fade_s=0.0
+            {Address(0): Level(70), Address(5): Level(0)}, source=CommandSource.OVERRIDE, fade_s=0.0
         )
         assert result.accepted == {Address(0), Address(5)}
         assert result.rejected == {}
@@ -197,7 +197,7 @@ async def test_a_hundred_luminaires_take_one_publish_and_unknown_ones_are_reject
     ):
         await spy.subscribe(f"{mqtt_prefix}/gw/+/cmd", qos=1)
         levels = dict(ALL) | {Address(100): Level(50), Address(4000): Level(10)}
-        result = await link.gateway("gw-1").apply(levels, source=Source.PROGRAM, fade_s=3.0)
+        result = await link.gateway("gw-1").apply(levels, source=CommandSource.PROGRAM, fade_s=3.0)
         assert result.accepted == set(ALL)
         assert result.rejected == {
             Address(100): "unknown address",

@@ -27,7 +27,7 @@ import pytest
 
 from controller.config.settings import MqttSettings
 from controller.core.errors import GatewayUnavailable
-from controller.core.values import Address, Level, Source
+from controller.core.values import Address, CommandSource, Level
 from fake_luminaires.model import FakeGateway
 from fake_luminaires.mqtt_front import FakeMqttFleet
 from protocols.mqtt import MqttLink
@@ -199,7 +199,7 @@ async def test_link_and_fake_gateway_round_trip_over_tls_with_passwords(
     async with link_and_fleet(settings, settings, "gw-1") as (link, fleet):
         await fleet.wait_online(CONNECT_WAIT_S)
         result = await link.gateway("gw-1").apply(
-            {Address(0): Level(70), Address(3): Level(0)}, source=Source.OVERRIDE
+            {Address(0): Level(70), Address(3): Level(0)}, source=CommandSource.OVERRIDE
         )
         assert result.accepted == {Address(0), Address(3)}
         assert fleet.model("gw-1").luminaires[Address(0)].commanded_level == 70

@@ -17,10 +17,10 @@ from controller.core.ports import Gateway
 from controller.core.values import (
     Address,
     CommandResult,
+    CommandSource,
     GatewayReading,
     Level,
     Reading,
-    Source,
 )
 from controller.loop.gateway_loop import GatewayLoop, GatewayState, Intake, LoopMetrics
 from controller.loop.targets import GatewayInfo, LuminaireInfo, TargetBook
@@ -64,7 +64,7 @@ class MemoryGateway:
     commands: list[dict[Address, Level]] = field(default_factory=list)
 
     async def apply(
-        self, levels: Mapping[Address, Level], *, source: Source = Source.PROGRAM,
+        self, levels: Mapping[Address, Level], *, source: CommandSource = CommandSource.PROGRAM,
         fade_s: float = 0.0,
     ) -> CommandResult:  # fmt: skip
         if not self.reachable:

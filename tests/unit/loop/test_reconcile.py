@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from controller.core.values import Address, CommandResult, Level, Reading, Source
+from controller.core.values import Address, CommandResult, CommandSource, Level, Reading
 from controller.loop.reconcile import (
     MAX_ATTEMPTS,
     SETTLE_S,
@@ -31,7 +31,7 @@ def reading(address: int, level: int, at: datetime = NOW, lamp_on: bool | None =
     )  # fmt: skip
 
 
-def t(level: int, source: Source = Source.PROGRAM, fade: float = 0.0) -> Target:
+def t(level: int, source: CommandSource = CommandSource.PROGRAM, fade: float = 0.0) -> Target:
     return Target(Level(level), source, fade_s=fade)
 
 
@@ -43,11 +43,11 @@ def test_nothing_known_sends_everything_in_one_batch() -> None:
 
 
 def test_batches_split_by_source_and_fade() -> None:
-    targets = {Address(0): t(100), Address(1): t(30, Source.OVERRIDE), Address(2): t(100)}
+    targets = {Address(0): t(100), Address(1): t(30, CommandSource.OVERRIDE), Address(2): t(100)}
     batches = plan(targets, {}, NOW)
     assert [(b.source, sorted(b.levels)) for b in batches] == [
-        (Source.OVERRIDE, [Address(1)]),
-        (Source.PROGRAM, [Address(0), Address(2)]),
+        (CommandSource.OVERRIDE, [Address(1)]),
+        (CommandSource.PROGRAM, [Address(0), Address(2)]),
     ]
 
 
@@ -55,7 +55,7 @@ def test_acknowledged_and_reported_means_no_command() -> None:
     tracked = {Address(0): Tracked(acked=Level(50), actual=Level(50), actual_at=NOW)}
     assert plan({Address(0): t(50)}, tracked, NOW) == []
     assert plan({Address(0): t(50)}, tracked, NOW, refresh=True) == [
-        Batch(Source.PROGRAM, 0.0, {Address(0): Level(50)})
+        Batch(CommandSource.PROGRAM, 0.0, {Address(0): Level(50)})
     ]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from controller.core.values import Address, CommandResult, Level, Reading, Source
+from controller.core.values import Address, CommandResult, CommandSource, Level, Reading
 from controller.loop.reconcile import (
     MAX_ATTEMPTS,
     Target,
@@ -41,9 +41,9 @@ def drive(target: Target, tracked: dict[Address, Tracked], now: datetime, turns:
 
 def test_a_new_target_is_sent_after_the_budget_of_the_old_one_is_spent() -> None:
     tracked: dict[Address, Tracked] = {}
-    override = Target(Level(37), Source.OVERRIDE, "override:12")
+    override = Target(Level(37), CommandSource.OVERRIDE, "override:12")
     assert drive(override, tracked, NOW, turns=10) == MAX_ATTEMPTS  # the failed lamp: no spam
-    schedule = Target(Level(0), Source.PROGRAM, "program:standard#4")
+    schedule = Target(Level(0), CommandSource.PROGRAM, "program:standard#4")
     later = NOW + timedelta(minutes=10)
     assert plan({LAMP: schedule}, tracked, later) != []  # the override ended: level 0 goes out
     sent = drive(schedule, tracked, later, turns=1)
@@ -54,7 +54,9 @@ def test_a_new_target_is_sent_after_the_budget_of_the_old_one_is_spent() -> None
 def test_each_target_value_has_its_own_budget() -> None:
     tracked: dict[Address, Tracked] = {}
     sends = [
-        drive(Target(Level(level), Source.PROGRAM), tracked, NOW + timedelta(hours=i), turns=10)
+        drive(
+            Target(Level(level), CommandSource.PROGRAM), tracked, NOW + timedelta(hours=i), turns=10
+        )
         for i, level in enumerate((100, 60, 100))
     ]
     assert sends == [MAX_ATTEMPTS, MAX_ATTEMPTS, MAX_ATTEMPTS]

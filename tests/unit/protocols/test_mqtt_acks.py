@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from controller.core.errors import CommandRejected, ProtocolViolation
-from controller.core.values import Address, CommandResult, Level, Source
+from controller.core.values import Address, CommandResult, CommandSource, Level
 from protocols.mqtt_acks import (
     AckMatcher,
     Answered,
@@ -25,7 +25,7 @@ AT = datetime(2026, 6, 21, 20, 0, tzinfo=UTC)
 
 def command(command_id: str, *addresses: int) -> Command:
     levels = {Address(a): Level(50) for a in addresses}
-    return Command(command_id, Source.PROGRAM, 0.0, levels, AT)
+    return Command(command_id, CommandSource.PROGRAM, 0.0, levels, AT)
 
 
 def ack(command_id: str, *accepted: int, rejected: dict[int, str] | None = None) -> Ack:

@@ -15,7 +15,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from controller.core.errors import ProtocolViolation
-from controller.core.values import Address, DeviceFlag, GatewayReading, Level, Reading, Source
+from controller.core.values import (
+    Address,
+    CommandSource,
+    DeviceFlag,
+    GatewayReading,
+    Level,
+    Reading,
+)
 from protocols.mqtt_codec import (
     MAX_ADDRESS,
     Ack,
@@ -92,7 +99,9 @@ def reading(address: int, at: datetime = T0, **changes: Any) -> Reading:
 
 # --------------------------------------------------------------------------- examples
 
-COMMAND = Command("c-1", Source.OVERRIDE, 2.5, {Address(0): Level(70), Address(12): Level(0)}, T0)
+COMMAND = Command(
+    "c-1", CommandSource.OVERRIDE, 2.5, {Address(0): Level(70), Address(12): Level(0)}, T0
+)
 ACK = Ack("c-1", T0, accepted=frozenset({Address(0)}), rejected={Address(12): "not answering"})
 STATE = GatewayReading(
     at=T0,
@@ -394,16 +403,34 @@ def test_contract_breaches_are_refused_with_a_reason(
 @pytest.mark.parametrize(
     ("encode", "value", "words"),
     [
-        (encode_command, Command("c", Source.PROGRAM, 0.0, {Address(0): Level(150)}, T0), "0..100"),
-        (encode_command, Command("c", Source.PROGRAM, 0.0, {}, T0), "at least one"),
-        (encode_command, Command("c", Source.PROGRAM, -1.0, {Address(0): Level(1)}, T0), "fade_s"),
-        (encode_command, Command("c d", Source.PROGRAM, 0, {Address(0): Level(1)}, T0), "id"),
         (
             encode_command,
-            Command("c", Source.PROGRAM, 0.0, {Address(0): Level(1)}, T0.replace(tzinfo=None)),
+            Command("c", CommandSource.PROGRAM, 0.0, {Address(0): Level(150)}, T0),
+            "0..100",
+        ),
+        (encode_command, Command("c", CommandSource.PROGRAM, 0.0, {}, T0), "at least one"),
+        (
+            encode_command,
+            Command("c", CommandSource.PROGRAM, -1.0, {Address(0): Level(1)}, T0),
+            "fade_s",
+        ),
+        (
+            encode_command,
+            Command("c d", CommandSource.PROGRAM, 0, {Address(0): Level(1)}, T0),
+            "id",
+        ),
+        (
+            encode_command,
+            Command(
+                "c", CommandSource.PROGRAM, 0.0, {Address(0): Level(1)}, T0.replace(tzinfo=None)
+            ),
             "timezone",
         ),
-        (encode_command, Command("c", Source.PROGRAM, 0.0, {Address(-1): Level(1)}, T0), "address"),
+        (
+            encode_command,
+            Command("c", CommandSource.PROGRAM, 0.0, {Address(-1): Level(1)}, T0),
+            "address",
+        ),
         (encode_ack, Ack("c", T0), "at least one"),
         (encode_ack, Ack("c", T0, accepted=frozenset({Address(1)}), error="x"), "not both"),
         (
@@ -442,7 +469,7 @@ def finite(low: float, high: float) -> st.SearchStrategy[float]:
 commands = st.builds(
     Command,
     command_id=command_ids,
-    source=st.sampled_from(list(Source)),
+    source=st.sampled_from(list(CommandSource)),
     fade_s=finite(0, 3600),
     levels=st.dictionaries(addresses, levels, min_size=1, max_size=120),
     at=aware,
