@@ -10,7 +10,7 @@ whose 422 names the rule (``rules.N.date``). The preview is
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -21,6 +21,7 @@ from starlette.datastructures import FormData
 from api.dashboard.charts import step_chart
 from api.dashboard.i18n import validation_messages
 from api.dashboard.night import chart_window
+from api.dashboard.program_pages import NIGHT_RANGE
 from api.dashboard.web import (
     Id,
     PageRoute,
@@ -38,7 +39,7 @@ from api.dashboard.web import (
 )
 from api.deps import SessionDep
 from controller.access.auth import Permission
-from controller.core.errors import FieldProblem, InvalidInput
+from controller.core.errors import FieldProblem, InvalidInput, NotFound
 from controller.inventory import data as inventory
 from controller.inventory.schemas import GroupUpdate
 from controller.scheduling import data as scheduling
@@ -189,12 +190,19 @@ async def _editor(
     try:
         night = date.fromisoformat(night_text)
     except ValueError:
+        night = NIGHT_RANGE[0] - timedelta(days=1)
+    if not NIGHT_RANGE[0] <= night <= NIGHT_RANGE[1]:
         night = tonight_of(settings.site.to_site(), now_of(request))
     subject = request.query_params.get("subject", "")
     if not subject and calendar_id is not None:
         first = next((g for g in groups.items if g.calendar_id == calendar_id), None)
         subject = f"group:{first.id}" if first is not None else ""
-    shown = await _preview(request, session, subject, night) if calendar_id else None
+    shown, preview_error = None, ""
+    if calendar_id:
+        try:
+            shown = await _preview(request, session, subject, night)
+        except (NotFound, InvalidInput) as exc:
+            preview_error = str(exc)
     return render(
         request,
         "calendar.html",
@@ -218,6 +226,7 @@ async def _editor(
             "night_holidays": [h.name for h in holidays_on(night)],
             "subject": subject,
             "preview": shown,
+            "preview_error": preview_error,
         },
         user=user,
         nav="calendars",

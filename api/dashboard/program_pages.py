@@ -60,6 +60,8 @@ _STEP_NAME = re.compile(r"steps\.(\d{1,3})\.(anchor|offset_min|level|fade_s)")
 MAX_STEPS = 50
 PREVIEW_REF = "preview"
 ANCHORS = tuple(e.value for e in SunEvent)
+NIGHT_RANGE = (date(1900, 1, 1), date(9998, 12, 30))
+"""Nights a date field may choose (others: tonight); the sun tables overflow past 9999."""
 CURVE_FRAME = Frame(height=200.0, bottom=170.0)
 """The frame :func:`api.dashboard.charts.step_chart` draws in (for the empty chart)."""
 
@@ -203,9 +205,12 @@ def preview(program: Program, settings: Settings, night: date, t: Translator) ->
 def _night(request: Request, text: str) -> date:
     settings = settings_of(request)
     try:
-        return date.fromisoformat(text)
+        chosen = date.fromisoformat(text)
     except ValueError:
+        chosen = None
+    if chosen is None or not NIGHT_RANGE[0] <= chosen <= NIGHT_RANGE[1]:
         return tonight_of(settings.site.to_site(), now_of(request))
+    return chosen
 
 
 def _year(request: Request) -> int:

@@ -9,6 +9,7 @@ Screenshots go to ``test-artifacts/dashboard``.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
@@ -292,3 +293,34 @@ async def test_operator_flows_in_chromium(
             await session.exec(select(AuditEntry).where(AuditEntry.action == "revoke"))
         ).all()
     assert [r.entity_id for r in revoked] and revoked[0].actor == "web-admin"
+
+
+async def test_calendar_form_names_the_rule_and_assigns_groups(dash: Dash, db: Database) -> None:
+    calendar_id = await _default_calendar(db)
+    op = await dash.signed_in(Role.OPERATOR)
+    page = await op.get(f"/calendars/{calendar_id}")
+    program_id = re.search(r'name="rules\.0\.program_id">.*?<option value="(\d+)"', page.text,
+                           re.S)  # fmt: skip
+    assert program_id is not None
+    bad = await op.post(f"/calendars/{calendar_id}", {
+        "name": "Đông Hà default", "rules.0.kind": "date",
+        "rules.0.program_id": program_id.group(1),
+    })  # fmt: skip
+    assert bad.status_code == 422
+    assert 'data-error-for="rules.0.date"' in bad.text
+    moved = await op.post(f"/calendars/{calendar_id}", {
+        "name": "x", "rules.0.kind": "date", "rules.1.kind": "holiday", "edit": "up:1",
+    })  # fmt: skip
+    assert moved.status_code == 200 and 'id="unsaved"' in moved.text
+    assert moved.text.index('value="holiday" selected') < moved.text.index('value="date" selected')
+    assigned = await op.post(f"/calendars/{calendar_id}/assign", {"group_id": "1"})
+    assert assigned.status_code == 303
+    page = await op.get(f"/calendars/{calendar_id}?date=9999-12-31&subject=luminaire:999999")
+    assert page.status_code == 200
+    assert 'id="preview-error"' in page.text
+    assert 'href="/groups/1"' in page.text.split('id="assigned"', 1)[1].split("</ul>", 1)[0]
+    gone = await op.post(f"/calendars/{calendar_id}/assign", {"group_id": "1", "unassign": "1"})
+    assert gone.status_code == 303
+    far = await op.post("/programs/preview", {**_form("x", [("sunset", "100")]),
+                                              "night": "9999-12-31"})  # fmt: skip
+    assert far.status_code == 200 and far.json()["curve"] is not None
