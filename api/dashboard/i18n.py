@@ -437,6 +437,13 @@ STRINGS: Mapping[str, tuple[str, str]] = {
     "step_level": ("Mức sáng bước", "Level of step"),
     "step_fade_s": ("Chuyển (giây) bước", "Fade (s) of step"),
     "step_add": ("Thêm bước", "Add a step"),
+    "step_error_level": ("Mức sáng phải từ 0 đến 100 %", "The level must be 0..100 %"),
+    "step_error_anchor": (
+        "Mốc phải là sunset, sunrise, civil_dusk, … hoặc giờ HH:MM",
+        "The anchor must be sunset, sunrise, civil_dusk, … or a time HH:MM",
+    ),
+    "step_error_offset_min": ("Lệch tối đa ±720 phút", "The offset is at most ±720 minutes"),
+    "step_error_fade_s": ("Thời gian chuyển phải ≥ 0 giây", "The fade must be ≥ 0 seconds"),
     "step_up": ("Lên", "Move up"),
     "step_down": ("Xuống", "Move down"),
     "step_remove": ("Bỏ", "Remove"),

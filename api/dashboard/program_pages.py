@@ -157,8 +157,17 @@ def check_draft(draft: Draft, t: Translator, *, name: str | None = None) -> tupl
     try:
         pure = to_program(body.name, body.steps, body.default_level)
     except InvalidInput as exc:
-        return body, None, [p.as_dict() for p in exc.errors]
+        return body, None, [_in_words(p.as_dict(), t) for p in exc.errors]
     return body, pure, []
+
+
+def _in_words(problem: dict[str, Any], t: Translator) -> dict[str, Any]:
+    """A step field's problem in the user's language (the API's sentence counts from 0)."""
+    leaf = str(problem["field"]).rpartition(".")[2]
+    key = f"step_error_{leaf}"
+    if str(problem["field"]).startswith("steps.") and t.has(key):
+        return {**problem, "message": t(key)}
+    return problem
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,6 +277,8 @@ def _editor(
             "warnings": _warnings(pure, request) if pure is not None else [],
             "anchors": ANCHORS,
             "view_box": CURVE_FRAME.view_box,
+            "frame_top": CURVE_FRAME.top,
+            "frame_bottom": CURVE_FRAME.bottom,
             "can_write": user.principal.role in Permission.SCHEDULE_WRITE,
             "unsaved": unsaved,
             "step_number": step_number,

@@ -75,8 +75,20 @@
     ticks.textContent = "";
     markers.textContent = "";
     if (curve) {
-      curve.x_ticks.forEach(function (k) { text(ticks, "tick", k.pos, 186, k.label, "middle"); });
-      curve.markers.forEach(function (m) { text(markers, "sun-label", m.x + 3, 30, m.label); });
+      var below = Number(form.querySelector("#curve").dataset.bottom) + 16;
+      curve.x_ticks.forEach(function (k) { text(ticks, "tick", k.pos, below, k.label, "middle"); });
+      var svg = form.querySelector("#curve");
+      var top = Number(svg.dataset.top), bottom = Number(svg.dataset.bottom);
+      curve.markers.forEach(function (m) {
+        var rule = document.createElementNS(SVG, "line");
+        rule.setAttribute("class", "sun");
+        rule.setAttribute("x1", String(m.x));
+        rule.setAttribute("x2", String(m.x));
+        rule.setAttribute("y1", String(top));
+        rule.setAttribute("y2", String(bottom));
+        markers.appendChild(rule);
+        text(markers, "sun-label", m.x + 3, top + 10, m.label);
+      });
     }
     var holidays = form.querySelector("#holidays");
     var names = curve ? curve.holidays : [];
