@@ -140,6 +140,9 @@ async def test_audit_and_keys_are_admin_only(dash: Dash) -> None:
     assert "web-operator" in sign_ins  # its sign-in above is in the trail
     audit = await admin.get("/audit?entity=dashboard")
     assert 'data-action="sign_in"' in audit.text
+    for path in ("/audit", "/keys", "/programs", "/programs/new", "/calendars", "/calendars/new"):
+        english = await admin.get(path + "?lang=en")
+        assert english.status_code == 200 and 'lang="en"' in english.text, path
 
 
 # --- in Chromium ----------------------------------------------------------------------------
