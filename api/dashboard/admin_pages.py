@@ -33,7 +33,6 @@ from controller.access import audit, auth
 from controller.access.auth import Permission
 from controller.access.schemas import Role
 from controller.core.errors import Conflict, FieldProblem, InvalidInput
-from controller.store.tables import ApiKey
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
@@ -204,15 +203,14 @@ async def key_revoke(request: Request, session: SessionDep, key_id: Id) -> Respo
     user = await require_user(request, session)
     await read_form(request, user)
     require_role(user, Permission.KEYS_ADMIN, "manage API keys")
-    row = await session.get(ApiKey, key_id)
-    if row is not None and row.name == user.principal.name and row.revoked_at is None:
+    before = await auth.list_keys(session=session)
+    old = next((k for k in before if k.id == key_id), None)
+    if old is not None and old.name == user.principal.name and old.revoked_at is None:
         raise InvalidInput(
             "an administrator cannot revoke the key they are signed in with",
             [FieldProblem("key", "this is your own key")],
         )
-    before = await auth.list_keys(session=session)
     public = await auth.revoke_key(session=session, name_or_id=str(key_id))
-    old = next((k for k in before if k.id == key_id), None)
     if old is not None and old.revoked_at is None:
         audit.record(session=session, actor=user.principal, action="revoke", entity="api_key",
                      entity_id=key_id, before=old, after=public)  # fmt: skip

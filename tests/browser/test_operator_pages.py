@@ -327,3 +327,19 @@ async def test_calendar_form_names_the_rule_and_assigns_groups(dash: Dash, db: D
     far = await op.post("/programs/preview", {**_form("x", [("sunset", "100")]),
                                               "night": "9999-12-31"})  # fmt: skip
     assert far.status_code == 200 and far.json()["curve"] is not None
+
+
+async def test_a_new_key_is_shown_once_and_signs_in(dash: Dash) -> None:
+    admin = await dash.signed_in(Role.ADMIN)
+    created = await admin.post("/keys", {"name": "Đội 3", "role": "maintenance"})
+    assert created.status_code == 200
+    found = re.search(r'<code id="new-key">(sl_[^<]+)</code>', created.text)
+    assert found is not None
+    key = found.group(1)
+    assert key not in (await admin.get("/keys")).text
+    crew = dash.anonymous()
+    assert (await crew.post("/login", data={"key": key, "next": "/"})).status_code == 303
+    again = await admin.post("/keys", {"name": "Đội 3", "role": "viewer"})
+    assert again.status_code == 409
+    trail = await admin.get("/audit?entity=api_key")
+    assert 'data-action="create"' in trail.text and "Đội 3" in trail.text
