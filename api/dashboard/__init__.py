@@ -17,7 +17,16 @@ from fastapi import FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api.dashboard import account, energy_pages, fault_pages, import_page, pages
+from api.dashboard import (
+    account,
+    admin_pages,
+    calendar_pages,
+    energy_pages,
+    fault_pages,
+    import_page,
+    pages,
+    program_pages,
+)
 from api.dashboard.config import load_config
 from api.dashboard.sessions import SessionStore
 from api.dashboard.web import Dashboard, error_page, translator
@@ -63,7 +72,8 @@ def install_dashboard(app: FastAPI) -> None:
         ),
     )
     app.mount("/static", StaticFiles(directory=STATIC), name="dashboard-static")
-    for module in (account, pages, fault_pages, energy_pages, import_page):
+    for module in (account, pages, fault_pages, energy_pages, import_page, program_pages,
+                   calendar_pages, admin_pages):  # fmt: skip
         app.include_router(module.router)
     _html_not_found(app)
 

@@ -17,10 +17,15 @@ from api.dashboard.web import (
     translator,
 )
 from api.deps import SessionDep
+from controller.access import audit
 from controller.access.auth import authenticate, hash_key
 from controller.core.errors import NotAuthenticated
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
+
+DASHBOARD_ENTITY = "dashboard"
+SIGN_IN = "sign_in"
+"""Each sign-in is an audit entry (entity ``dashboard``, id the key's name): /keys lists them."""
 
 
 def _login_page(request: Request, next_url: str, error: str = "", status: int = 200) -> Response:
@@ -53,6 +58,11 @@ async def login(request: Request, session: SessionDep) -> Response:
         principal = await authenticate(session=session, key=key)
     except NotAuthenticated:
         return _login_page(request, target, t("login_failed"), status=401)
+    audit.record(
+        session=session, actor=principal, action=SIGN_IN, entity=DASHBOARD_ENTITY,
+        entity_id=principal.name, extra={"client": request.client.host if request.client else None},
+    )  # fmt: skip
+    await session.commit()
     token, dash_session = dashboard_of(request).sessions.create(
         key_hash=hash_key(key), name=principal.name, role=principal.role
     )

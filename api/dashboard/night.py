@@ -20,7 +20,7 @@ from controller.config.settings import Settings
 from controller.scheduling.timeline import Subject, subject_timeline
 from schedules.program import night_bounds
 from schedules.program import tonight as tonight_of
-from schedules.sun import compute_sun_events
+from schedules.sun import Site, compute_sun_events
 
 CHART_START = time(16, 0)
 CHART_END = time(8, 0)
@@ -46,6 +46,21 @@ class Night:
     civil_dawn: datetime | None
     sunrise: datetime | None
     chart: StepChart
+
+
+def chart_window(site: Site, night: date) -> tuple[datetime, datetime]:
+    """The stretch of ``night`` a chart shows: 16:00-08:00 local, widened to an hour
+    either side of sunset and sunrise, within the night's bounds."""
+    evening = compute_sun_events(site, night)
+    morning = compute_sun_events(site, night + timedelta(days=1))
+    start = datetime.combine(night, CHART_START, tzinfo=site.tzinfo)
+    end = datetime.combine(night + timedelta(days=1), CHART_END, tzinfo=site.tzinfo)
+    if evening.sunset is not None:
+        start = min(start, evening.sunset - timedelta(hours=1))
+    if morning.sunrise is not None:
+        end = max(end, morning.sunrise + timedelta(hours=1))
+    bounds = night_bounds(site, night)
+    return max(start, bounds[0]), min(end, bounds[1])
 
 
 async def tonight(
@@ -85,15 +100,7 @@ async def tonight(
     )
     evening = compute_sun_events(site, the_night)
     morning = compute_sun_events(site, the_night + timedelta(days=1))
-    tz = settings.site.tz
-    start = datetime.combine(the_night, CHART_START, tzinfo=tz)
-    end = datetime.combine(the_night + timedelta(days=1), CHART_END, tzinfo=tz)
-    if evening.sunset is not None:
-        start = min(start, evening.sunset - timedelta(hours=1))
-    if morning.sunrise is not None:
-        end = max(end, morning.sunrise + timedelta(hours=1))
-    bounds = night_bounds(site, the_night)
-    start, end = max(start, bounds[0]), min(end, bounds[1])
+    start, end = chart_window(site, the_night)
     chart = step_chart(
         [(s.at, s.level) for s in steps],
         start,

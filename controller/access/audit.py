@@ -56,7 +56,11 @@ async def list_entries(
     entity: str | None = None,
     actor: str | None = None,
     since: datetime | None = None,
+    until: datetime | None = None,
+    entity_id: str | None = None,
+    action: str | None = None,
 ) -> Page[AuditPublic]:
+    """Newest first; ``until`` is excluded."""
     stmt = select(AuditEntry)
     if entity:
         stmt = stmt.where(AuditEntry.entity == entity)
@@ -64,6 +68,12 @@ async def list_entries(
         stmt = stmt.where(AuditEntry.actor == actor)
     if since:
         stmt = stmt.where(col(AuditEntry.at) >= since)
+    if until:
+        stmt = stmt.where(col(AuditEntry.at) < until)
+    if entity_id:
+        stmt = stmt.where(AuditEntry.entity_id == entity_id)
+    if action:
+        stmt = stmt.where(AuditEntry.action == action)
     total = (await session.exec(select(func.count()).select_from(stmt.subquery()))).one()
     rows = (
         await session.exec(stmt.order_by(col(AuditEntry.id).desc()).offset(offset).limit(limit))
