@@ -206,7 +206,7 @@ class NgsiPublisher:
                         .where(col(NgsiOutbox.entity_id) == eid)
                         .values(body=entity, digest=d, attempts=0, next_attempt_at=None,
                                 last_error=None, changed_at=now)
-                    )  # type: ignore[call-overload]  # fmt: skip
+                    )  # fmt: skip
             for eid in known.keys() - entities.keys():
                 if known[eid] != GONE:
                     changed += 1
@@ -215,14 +215,14 @@ class NgsiPublisher:
                         .where(col(NgsiOutbox.entity_id) == eid)
                         .values(body=None, digest=GONE, attempts=0, next_attempt_at=None,
                                 last_error=None, changed_at=now)
-                    )  # type: ignore[call-overload]  # fmt: skip
+                    )  # fmt: skip
             if full:
                 await session.exec(
                     update(NgsiOutbox)
                     .where(col(NgsiOutbox.body).is_not(None))
                     .values(broker_digest=None)
-                )  # type: ignore[call-overload]
-            await session.exec(delete(NgsiOutbox).where(*self._all_delivered_gone()))  # type: ignore[call-overload]
+                )
+            await session.exec(delete(NgsiOutbox).where(*self._all_delivered_gone()))
             await session.commit()
         self.stats.scans += 1
         self.stats.queued += changed
@@ -269,7 +269,7 @@ class NgsiPublisher:
                     update(NgsiOutbox)
                     .where(col(NgsiOutbox.entity_id) == p.entity_id)
                     .values(**values)
-                )  # type: ignore[call-overload]
+                )
             await session.commit()
 
     async def _failed(self, failed: Sequence[Pending], errors: dict[str, str]) -> None:
@@ -285,7 +285,7 @@ class NgsiPublisher:
                     .where(col(NgsiOutbox.entity_id) == p.entity_id)
                     .values(attempts=p.attempts + 1, next_attempt_at=now + timedelta(seconds=delay),
                             last_error=errors.get(p.entity_id, "failed")[:500])
-                )  # type: ignore[call-overload]  # fmt: skip
+                )  # fmt: skip
             await session.commit()
         self.stats.failed += len(failed)
 

@@ -264,7 +264,7 @@ class FakeNgsiBroker:
             return JSONResponse(key_values(entity) if options == "keyValues" else entity)
 
         @app.get("/ngsi-ld/v1/entities")
-        async def query(type: str = "", options: str = "") -> Response:  # noqa: A002
+        async def query(type: str = "", options: str = "") -> Response:
             found = [e for e in self.entities.values() if not type or e["type"] == type]
             found.sort(key=lambda e: str(e["id"]))
             return JSONResponse([key_values(e) if options == "keyValues" else e for e in found])
@@ -326,7 +326,7 @@ async def serving(
     task = asyncio.create_task(server.serve(), name=f"fake-ngsi-broker:{port}")
     try:
         async with asyncio.timeout(10):
-            while not server.started:  # noqa: ASYNC110 - uvicorn offers only this flag
+            while not server.started:
                 if task.done():
                     await task
                     raise RuntimeError(f"the fake NGSI-LD broker did not start on {port}")
