@@ -9,25 +9,30 @@ publisher's own counters. Everything touching the outbox runs on SQLite and Post
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import os
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from typing import Any
 
+import aiomqtt
 import httpx
 import pytest
 
 from api.app import create_app
 from controller.access import auth
 from controller.access.schemas import Role
-from controller.config.settings import Settings, load_settings
+from controller.config.settings import MqttSettings, Settings, load_settings
 from controller.export.ngsi import EntityType
 from controller.export.publisher import NgsiPublisher
 from controller.store.db import Database
+from protocols.mqtt import MqttLink
 from tests.api.conftest import LAMP, MODBUS_GW, Api, luminaire
 from tests.conftest import IN_CI, free_port, require_service
+from tests.integration.conftest import MqttBroker
 from tests.support.ngsi_broker import REFERENCE, FakeNgsiBroker, load_validators, serving
 
 PULL_TYPES = [EntityType.STREETLIGHT, EntityType.GROUP, EntityType.MODEL]
@@ -137,6 +142,9 @@ async def test_every_entity_arrives_valid_within_a_debounce_of_a_change(
             types = {e["type"] for e in broker.entities.values()}
             assert types == {"Streetlight", "StreetlightGroup", "StreetlightModel"}
             assert len(broker.entities) == 3 + 1 + 1
+            quiet = len(broker.upserts())
+            await asyncio.sleep(DEBOUNCE_S * 4)
+            assert len(broker.upserts()) == quiet, "nothing changed: nothing is sent again"
 
             lum = made["luminaires"][2]
             await api.ok("PATCH", f"/luminaires/{lum['id']}", json={"street": "Hùng Vương"})
@@ -341,3 +349,61 @@ def _link() -> str:
         f'<{SMART_DATA_MODELS_CONTEXT}>; rel="http://www.w3.org/ns/json-ld#context"; '
         'type="application/ld+json"'
     )
+
+
+# --- MQTT ---------------------------------------------------------------------------------------
+
+
+async def _retained(settings: MqttSettings, quiet_s: float = 1.0) -> dict[str, dict[str, Any]]:
+    """What a client subscribing now gets: the retained entity per topic (empty ones: none)."""
+    out: dict[str, dict[str, Any]] = {}
+    async with aiomqtt.Client(
+        settings.host, settings.port, identifier=f"spy-{uuid.uuid4().hex[:8]}"
+    ) as client:
+        await client.subscribe(f"{settings.prefix}/ngsi/#", qos=1)
+        with suppress(TimeoutError):
+            while True:
+                async with asyncio.timeout(quiet_s):
+                    message = await anext(aiter(client.messages))
+                if isinstance(message.payload, bytes) and message.payload and message.retain:
+                    out[str(message.topic)] = json.loads(message.payload)
+    return out
+
+
+@pytest.mark.broker
+async def test_the_same_entities_retained_on_mqtt(
+    settings: Settings, db: Database, api: Api, mqtt_broker: MqttBroker, mqtt_prefix: str
+) -> None:
+    made = await city(api, 3)
+    mqtt = mqtt_broker.settings(mqtt_prefix)
+    cfg = load_settings(
+        data_dir=settings.data_dir,
+        mqtt=mqtt.model_dump(),
+        ioc={"mqtt": True, "debounce_s": DEBOUNCE_S, "retry_base_s": 0.1, "retry_max_s": 0.4},
+    )
+    link_up = True
+    async with MqttLink(mqtt, reconnect_min_s=0.1) as link:
+        await link.wait_connected(10)
+        publisher = NgsiPublisher(cfg, db, mqtt=lambda: link if link_up else None)
+        task = asyncio.create_task(publisher.run(), name="ngsi-publisher")
+        try:
+
+            async def mirrored() -> bool:
+                expected = {f"{mqtt_prefix}/ngsi/{e['type']}/{i}": e
+                            for i, e in (await pulled(api)).items()}  # fmt: skip
+                return await _retained(mqtt, quiet_s=0.3) == expected
+
+            await until(mirrored, 15, "every entity retained on MQTT")
+            link_up = False  # the link is down: changes wait in the outbox
+            await api.ok("DELETE", f"/luminaires/{made['luminaires'][2]['id']}")
+            await api.ok(
+                "PATCH", f"/luminaires/{made['luminaires'][0]['id']}", json={"ward": "Đông Lễ"}
+            )
+            await asyncio.sleep(DEBOUNCE_S * 3)
+            assert not await mirrored()  # the premise: it is behind
+            link_up = True
+            await until(mirrored, 15, "the changes after the link came back")
+        finally:
+            task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task
