@@ -26,7 +26,8 @@ from api.app import create_app
 from controller.access import auth
 from controller.access.schemas import Role
 from controller.config.settings import MqttSettings, Settings, load_settings
-from controller.export.ngsi import EntityType
+from controller.core.errors import ConfigError
+from controller.export.ngsi import SMART_DATA_MODELS_CONTEXT, EntityType
 from controller.export.publisher import NgsiPublisher
 from controller.store.db import Database
 from protocols.mqtt import MqttLink
@@ -311,6 +312,47 @@ def test_the_fake_broker_refuses_an_invalid_entity(broker: FakeNgsiBroker) -> No
     why = broker.problem(bad, ld=False)
     assert why is not None and "status" in why
     assert broker.problem(good, ld=True) is not None  # ld+json without @context
+
+
+async def test_the_fake_broker_answers_400_with_the_validation_error(
+    broker: FakeNgsiBroker,
+) -> None:
+    good = {"id": "urn:ngsi-ld:Streetlight:x:1", "type": "Streetlight",
+            "status": {"type": "Property", "value": "ok"},
+            "location": {"type": "GeoProperty",
+                         "value": {"type": "Point", "coordinates": [107.1, 16.8]}}}  # fmt: skip
+    bad = {**good, "id": "urn:ngsi-ld:Streetlight:x:2",
+           "illuminanceLevel": {"type": "Property", "value": 1.5}}  # fmt: skip
+    link = f'<{SMART_DATA_MODELS_CONTEXT}>; rel="http://www.w3.org/ns/json-ld#context"'
+    async with serving(broker) as url, httpx.AsyncClient(base_url=url) as client:
+        upsert = "/ngsi-ld/v1/entityOperations/upsert"
+        response = await client.post(upsert, json=[bad], headers={"Link": link})
+        assert response.status_code == 400
+        assert "illuminanceLevel" in response.json()["errors"][0]["error"]["title"]
+        response = await client.post(upsert, json=[good, bad], headers={"Link": link})
+        assert response.status_code == 207
+        assert response.json()["success"] == [good["id"]]
+        assert (await client.get(f"/ngsi-ld/v1/entities/{bad['id']}")).status_code == 404
+        got = await client.get(
+            f"/ngsi-ld/v1/entities/{good['id']}", params={"options": "keyValues"}
+        )
+        assert got.json()["status"] == "ok"
+        broker.outage = 503
+        assert (await client.post(upsert, json=[good], headers={"Link": link})).status_code == 503
+
+
+def test_the_ioc_settings(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert not load_settings(data_dir=settings.data_dir).ioc.enabled  # off by default
+    monkeypatch.setenv("STREETLIGHT_IOC__NGSI_LD_URL", "http://orion:1026")
+    monkeypatch.setenv("STREETLIGHT_IOC__TOKEN", "t0ken")
+    ioc = load_settings(data_dir=settings.data_dir).ioc
+    assert ioc.enabled and ioc.ngsi_ld_url == "http://orion:1026"
+    assert "t0ken" not in repr(ioc)
+    for bad, field in (({"batch_size": 101}, "ioc.batch_size"),
+                       ({"ngsi_ld_url": "orion:1026"}, "ioc.ngsi_ld_url"),
+                       ({"retry_base_s": 10, "retry_max_s": 1}, "retry_base_s")):  # fmt: skip
+        with pytest.raises(ConfigError, match=field):
+            load_settings(data_dir=settings.data_dir, ioc=bad)
 
 
 @pytest.mark.skipif(
