@@ -217,6 +217,34 @@ async def test_an_outage_loses_nothing_and_floods_nothing(
     assert max(len(r.ids) for r in after) <= 100
 
 
+async def test_the_outbox_outlives_a_restart(
+    settings: Settings, db: Database, api: Api, broker: FakeNgsiBroker
+) -> None:
+    """A restarted publisher sends nothing already delivered, and still deletes what went away
+    while it was stopped (only the outbox remembers that the broker has it)."""
+    made = await city(api, 3)
+    async with serving(broker) as url:
+        cfg = ioc_settings(settings, url)
+        async with publishing(cfg, db) as publisher:
+            await until(in_sync(api, broker), 10, "the first push")
+            # stopped after it recorded the answer (stopped before, it sends again: at least once)
+            await until(_sent(publisher, len(broker.entities)), 10, "the outbox updated")
+        gone = made["luminaires"][1]
+        await api.ok("DELETE", f"/luminaires/{gone['id']}")
+        assert await pulled(api) != broker.entities  # the premise: the broker still has it
+        sent = len(broker.requests)
+        async with publishing(cfg, db):
+            await until(in_sync(api, broker), 10, "the deletion after the restart")
+            await asyncio.sleep(DEBOUNCE_S * 3)
+    after = broker.requests[sent:]
+    # the deletion, and the group whose members changed: nothing else is sent again
+    group = f"urn:ngsi-ld:StreetlightGroup:dong-ha:{made['group']['id']}"
+    assert [(r.path.rsplit("/", 1)[-1], r.ids) for r in after] == [
+        ("upsert", [group]),
+        ("delete", [f"urn:ngsi-ld:Streetlight:dong-ha:{gone['name']}"]),
+    ]
+
+
 async def _changes_during_outage(api: Api, made: dict[str, Any]) -> None:
     """130 new luminaires (more than one batch), an edit, a deletion."""
     gw, lamp = made["gateway"]["id"], made["lamp"]["id"]
