@@ -244,6 +244,65 @@ class AlertSettings(_Section):
     retry_base_s: float = Field(10.0, gt=0, description="First retry delay; doubles each time")
 
 
+class IocSettings(_Section):
+    """Push to the city's IOC: NGSI-LD upserts to a context broker, and/or MQTT (docs/ioc.md,
+    Push). Off unless ``ngsi_ld_url`` is set or ``mqtt`` is on."""
+
+    ngsi_ld_url: str | None = Field(
+        None,
+        pattern=r"^https?://[^\s]+$",
+        description="Context broker base URL (e.g. http://orion:1026); the publisher posts to "
+        "{url}/ngsi-ld/v1/entityOperations/upsert. Unset: no NGSI-LD push",
+    )
+    tenant: str | None = Field(
+        None, min_length=1, max_length=100, description="NGSILD-Tenant header, when the broker "
+        "is multi-tenant"
+    )  # fmt: skip
+    token: SecretStr | None = Field(None, description="Bearer token for the broker")
+    context_url: str = Field(
+        "https://raw.githubusercontent.com/smart-data-models/dataModel.Streetlighting/master/"
+        "context.jsonld",
+        pattern=r"^https?://[^\s]+$",
+        description="The @context of the entities (the Streetlighting data model's)",
+    )
+    context_in_body: bool = Field(
+        True,
+        description="true: application/ld+json with @context in each entity; false: "
+        "application/json with the context in a Link header",
+    )
+    debounce_s: float = Field(
+        15.0,
+        ge=0.05,
+        le=3600,
+        description="Changes are gathered this long, then pushed: an entity is sent at most "
+        "once per period, at most about this long after it changed",
+    )
+    full_refresh_s: float = Field(
+        3600.0, ge=1, le=86_400 * 7, description="Every entity is pushed again this often"
+    )
+    batch_size: int = Field(100, ge=1, le=100, description="Entities per upsert request")
+    timeout_s: float = Field(10.0, gt=0, le=120, description="HTTP timeout of one request")
+    retry_base_s: float = Field(
+        5.0, gt=0, le=600, description="First retry delay after a failure; doubles each time"
+    )
+    retry_max_s: float = Field(300.0, gt=0, le=3600, description="Longest retry delay")
+    mqtt: bool = Field(
+        False,
+        description="Also publish every entity, retained, QoS 1, on "
+        "{mqtt.prefix}/ngsi/{type}/{id} (normalized NGSI-LD, no @context)",
+    )
+
+    @property
+    def enabled(self) -> bool:
+        return self.ngsi_ld_url is not None or self.mqtt
+
+    @model_validator(mode="after")
+    def _retry_bounds(self) -> Self:
+        if self.retry_base_s > self.retry_max_s:
+            raise ValueError("retry_base_s must be at most retry_max_s")
+        return self
+
+
 class ClusterSettings(_Section):
     """Several controller processes on one PostgreSQL: gateways are shared out by leases."""
 
@@ -360,6 +419,7 @@ class Settings(BaseSettings):
     cluster: ClusterSettings = ClusterSettings()
     api: ApiSettings = ApiSettings()
     energy: EnergySettings = EnergySettings()
+    ioc: IocSettings = IocSettings()
     security: SecuritySettings = SecuritySettings()
 
     @model_validator(mode="after")

@@ -444,3 +444,26 @@ class IngestBatch(SQLModel, table=True):
 
     id: str = Field(primary_key=True, max_length=32)
     at: datetime = Field(index=True)
+
+
+class NgsiOutbox(SQLModel, table=True):
+    """One row per exported NGSI-LD entity: its newest content and what each channel has.
+
+    The publisher (:mod:`controller.export.publisher`) writes ``body``/``digest`` when the
+    entity changes (a newer content replaces the older one: one row per entity, however many
+    changes); a channel is pending while its ``*_digest`` differs from ``digest``. ``body``
+    ``None`` means the entity is gone and its deletion is pending.
+    """
+
+    __tablename__ = "ngsi_outbox"
+
+    entity_id: str = Field(primary_key=True, max_length=300)
+    entity_type: str = Field(max_length=50)
+    body: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    digest: str = Field(max_length=64)
+    broker_digest: str | None = Field(default=None, max_length=64)
+    mqtt_digest: str | None = Field(default=None, max_length=64)
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    last_error: str | None = Field(default=None, max_length=500)
+    changed_at: datetime = Field(default_factory=utcnow)
