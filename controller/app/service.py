@@ -29,6 +29,7 @@ from controller.core.shutdown import QuietServer, Shutdown
 from controller.demo.broker import local_broker
 from controller.demo.fleet_process import fake_fleet_process
 from controller.demo.seed import seed_demo
+from controller.export.publisher import NgsiPublisher
 from controller.inventory.importer import ImportFormat, export_bundle, import_inventory
 from controller.loop.runtime import Controller
 from controller.store import migrate
@@ -66,12 +67,21 @@ async def run_with_api(
     port: int,
     shutdown: Shutdown,
 ) -> None:
-    """The controller and the API side by side; the API's exit ends both."""
+    """The controller, the IOC push and the API side by side; the API's exit ends them all."""
+    push = NgsiPublisher(
+        settings,
+        db,
+        live=controller.luminaire_state,
+        mqtt=lambda: controller.mqtt_link,
+        leadership=controller,
+    )
     try:
         async with asyncio.TaskGroup() as tg:
             loops = tg.create_task(controller.run(), name="controller")
             await controller.wait_ready()
+            pushing = tg.create_task(push.run(), name="ngsi-publisher")  # returns if [ioc] is off
             await serve_api(settings, db, controller, host, port, shutdown)
+            pushing.cancel()
             loops.cancel()
     finally:
         log.info("controller stopped")

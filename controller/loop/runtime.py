@@ -289,9 +289,14 @@ class Controller:
         return {g for g in self.cluster.owned if g in self.gateways}
 
     def _needs_link(self) -> bool:
-        return self.settings.alerts.mqtt or any(
-            s.info.protocol == ProtocolKind.MQTT and self._drivers[ProtocolKind.MQTT] is self._mqtt
-            for s in self.gateways.values()
+        return (
+            self.settings.alerts.mqtt
+            or self.settings.ioc.mqtt
+            or any(
+                s.info.protocol == ProtocolKind.MQTT
+                and self._drivers[ProtocolKind.MQTT] is self._mqtt
+                for s in self.gateways.values()
+            )
         )
 
     async def _supervise(self) -> None:
