@@ -467,3 +467,57 @@ class NgsiOutbox(SQLModel, table=True):
     next_attempt_at: datetime | None = None
     last_error: str | None = Field(default=None, max_length=500)
     changed_at: datetime = Field(default_factory=utcnow)
+
+
+class WorkOrder(SQLModel, table=True):
+    """A crew's job: one or several faults on one street or gateway, from new to verified.
+
+    ``state`` is new, assigned, on_site, fixed, verified or cancelled
+    (:mod:`controller.faults.work_orders` holds the allowed moves); each move stamps its
+    instant, so time to repair is ``fixed_at - created_at``.
+    """
+
+    __tablename__ = "work_order"
+    __table_args__ = (Index("ix_work_order_state_ward", "state", "ward"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    state: str = Field(max_length=15)
+    crew: str | None = Field(default=None, max_length=100, index=True)
+    assignee: str | None = Field(default=None, max_length=100)  # an API key's name
+    ward: str | None = Field(default=None, max_length=100)
+    street: str | None = Field(default=None, max_length=200)
+    gateway_id: int | None = None
+    created_by: str = Field(max_length=100)
+    created_at: datetime
+    assigned_at: datetime | None = None
+    on_site_at: datetime | None = None
+    fixed_at: datetime | None = None
+    verified_at: datetime | None = None
+    verified_by: str | None = Field(default=None, max_length=100)
+    verified_reason: str | None = Field(default=None, max_length=1000)
+    cancelled_at: datetime | None = None
+    cancelled_reason: str | None = Field(default=None, max_length=1000)
+    minutes_spent: int = 0
+    updated_at: datetime
+
+
+class WorkOrderFault(SQLModel, table=True):
+    """Which faults a work order covers (a fault is in at most one order not closed)."""
+
+    __tablename__ = "work_order_fault"
+
+    work_order_id: int = Field(foreign_key="work_order.id", primary_key=True, ondelete="CASCADE")
+    fault_id: int = Field(foreign_key="fault.id", primary_key=True, index=True, ondelete="CASCADE")
+
+
+class WorkOrderNote(SQLModel, table=True):
+    """A note on a work order, append-only, with the minutes it reports."""
+
+    __tablename__ = "work_order_note"
+
+    id: int | None = Field(default=None, primary_key=True)
+    work_order_id: int = Field(foreign_key="work_order.id", index=True, ondelete="CASCADE")
+    at: datetime
+    author: str = Field(max_length=100)
+    text: str = Field(max_length=1000)
+    minutes: int = 0
