@@ -30,6 +30,7 @@ from api.routers import (
     overrides,
     schedules,
     state,
+    work_orders,
 )
 from api.security import install_security
 from controller.app.version import VERSION
@@ -100,6 +101,7 @@ def create_app(
     for module in (*routers, faults, audit):
         v1.include_router(module.router)
     v1.include_router(energy.router)
+    v1.include_router(work_orders.router)
     app.include_router(v1)
     app.include_router(metrics.router)
     app.include_router(ngsi.router, prefix="/ngsi-ld/v1")

@@ -38,6 +38,7 @@ class Permission:
     SCHEDULE_WRITE = frozenset({Role.ADMIN, Role.OPERATOR})
     OVERRIDE_WRITE = frozenset({Role.ADMIN, Role.OPERATOR})
     FAULT_WRITE = frozenset({Role.ADMIN, Role.MAINTENANCE})
+    WORK_ORDER_WRITE = frozenset({Role.ADMIN, Role.OPERATOR, Role.MAINTENANCE})
     AUDIT_READ = frozenset({Role.ADMIN})
     KEYS_ADMIN = frozenset({Role.ADMIN})
 

@@ -37,8 +37,10 @@ from controller.alerts.messages import (
 from controller.config.settings import AlertSettings, EmailRule, WebhookSettings
 from controller.core.errors import Conflict, NotFound
 from controller.core.page import Page
+from controller.faults import work_orders
 from controller.faults.rules import Evidence, FaultType, Quantity, Severity, SubjectKind
 from controller.faults.tracker import OpenFault, Subject, Transition, TransitionKind
+from controller.faults.work_order_schemas import RepairTimes
 from controller.store.tables import AlertOutbox, FaultEvent, FaultRow, Luminaire
 
 ALERTED = frozenset({TransitionKind.OPENED, TransitionKind.ACKNOWLEDGED, TransitionKind.RESOLVED})
@@ -181,6 +183,7 @@ async def record_transitions(
     """
     queued_at = queued_at or datetime.now(UTC)
     queued = 0
+    resolved: dict[int, datetime] = {}
     for t in transitions:
         info = subjects.get(t.subject) or SubjectInfo(name=f"{t.subject.kind} {t.subject.id}")
         row = await _open_row(session, t.subject, t.fault_type)
@@ -225,6 +228,12 @@ async def record_transitions(
             outbox = _outbox_rows(ctx, event, _payload(ctx, t, row, info), row, queued_at)
             session.add_all(outbox)
             queued += len(outbox)
+        if t.kind is TransitionKind.RESOLVED:
+            resolved[row.id] = t.at
+    if resolved:  # fixed work orders whose faults are now all resolved: verified, same commit
+        await work_orders.verify_repaired(
+            session=session, fault_ids=resolved, at=max(resolved.values())
+        )
     await session.commit()
     return queued
 
@@ -289,6 +298,9 @@ class FaultPublic(BaseModel):
 
 class FaultDetail(FaultPublic):
     history: list[FaultEventPublic] = Field(default_factory=list)
+    work_order_id: int | None = None
+    """The newest work order covering this fault, if any (``/api/v1/work-orders/{id}``)."""
+    work_order_state: str | None = None
 
 
 class FaultNote(BaseModel):
@@ -347,6 +359,9 @@ async def get_fault(*, session: AsyncSession, fault_id: int) -> FaultDetail:
     ).all()
     detail = FaultDetail.model_validate(row)
     detail.history = [FaultEventPublic.model_validate(e) for e in events]
+    order = await work_orders.latest_order_of_fault(session=session, fault_id=fault_id)
+    if order is not None:
+        detail.work_order_id, detail.work_order_state = order.id, order.state
     return detail
 
 
@@ -442,6 +457,12 @@ class WardStats(BaseModel):
     opened: int
     mean_time_to_acknowledge_s: float | None
     mean_time_to_repair_s: float | None
+    work_orders: int = 0
+    """Work orders created in the period (not cancelled) for this ward."""
+    work_order_time_to_fix_s: float | None = None
+    """Mean time from a work order's creation to ``fixed`` (the crew's time to repair)."""
+    work_order_time_to_verify_s: float | None = None
+    """Mean time from a work order's creation to ``verified`` (repair confirmed)."""
 
 
 class FaultStats(BaseModel):
@@ -494,12 +515,14 @@ async def fault_stats(*, session: AsyncSession, start: datetime, end: datetime) 
             ).group_by(d.ward)
         )
     }
-    wards = sorted(set(luminaires) | {w for w in opened if w})
+    repairs = await work_orders.repair_times(session=session, start=start, end=end)
+    wards = sorted(set(luminaires) | {w for w in opened if w} | {w for w in repairs if w})
     out = []
     for ward in wards:
         total = int(luminaires.get(ward, 0))
         faulty, critical = now_faulty.get(ward, (0, 0))
         n, mtta, mttr = opened.get(ward, (0, None, None))
+        orders = repairs.get(ward, RepairTimes())
         out.append(
             WardStats(
                 ward=ward,
@@ -511,6 +534,9 @@ async def fault_stats(*, session: AsyncSession, start: datetime, end: datetime) 
                 opened=n,
                 mean_time_to_acknowledge_s=mtta,
                 mean_time_to_repair_s=mttr,
+                work_orders=orders.created,
+                work_order_time_to_fix_s=orders.mean_time_to_fix_s,
+                work_order_time_to_verify_s=orders.mean_time_to_verify_s,
             )
         )
     return FaultStats(period_from=start, period_to=end, wards=out)

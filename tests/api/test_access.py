@@ -13,11 +13,14 @@ from controller.access.schemas import Role
 from controller.config.settings import Settings
 from controller.store.db import Database, open_database
 from tests.api.conftest import MODBUS_GW, Api, luminaire
+from tests.api.test_work_orders import open_faults
 
 ALL = frozenset(Role)
 WRITERS = frozenset({Role.ADMIN, Role.OPERATOR})
+CREWS = frozenset({Role.ADMIN, Role.OPERATOR, Role.MAINTENANCE})
 
-# (method, path template, body, roles allowed). Paths use {gw}, {lamp}, {lum}, {grp}.
+# (method, path template, body, roles allowed). Paths use {gw}, {lamp}, {lum}, {grp}, and
+# {wo} (a work order for the fault {f1}); {f2} is a second open fault.
 MATRIX: list[tuple[str, str, dict[str, Any] | None, frozenset[Role]]] = [
     ("GET", "/gateways", None, ALL),
     ("GET", "/gateways/{gw}", None, ALL),
@@ -50,6 +53,12 @@ MATRIX: list[tuple[str, str, dict[str, Any] | None, frozenset[Role]]] = [
         WRITERS,
     ),
     ("GET", "/audit", None, frozenset({Role.ADMIN})),
+    ("GET", "/work-orders", None, ALL),
+    ("GET", "/work-orders/{wo}", None, ALL),
+    ("POST", "/work-orders", {"fault_ids": ["{f2}"]}, CREWS),
+    ("PATCH", "/work-orders/{wo}", {"assignee": "an"}, CREWS),
+    ("POST", "/work-orders/{wo}/transitions", {"to": "assigned", "crew": "Đội 1"}, CREWS),
+    ("POST", "/work-orders/{wo}/notes", {"text": "đã đến", "minutes": 5}, CREWS),
     ("DELETE", "/groups/{grp}", None, WRITERS),
     ("DELETE", "/luminaires/{lum}", None, WRITERS),
 ]
@@ -63,12 +72,31 @@ async def _fixture_ids(api: Api) -> dict[str, int]:
     return {"gw": gw["id"], "lamp": lamp["id"], "lum": lum["id"], "grp": grp["id"]}
 
 
+async def _work_order_ids(api: Api, db: Database, ids: dict[str, int]) -> dict[str, int]:
+    """Two open faults (opened through record_transitions) and a work order for the first."""
+    base = {"gateway_id": ids["gw"], "lamp_type_id": ids["lamp"]}
+    f1, f2 = await open_faults(api, db, base, ["Lê Duẩn", "Lê Duẩn"], first=10)
+    wo = await api.ok("POST", "/work-orders", json={"fault_ids": [f1]})
+    return {"f1": f1, "f2": f2, "wo": wo["id"]}
+
+
+def _fill(body: Any, ids: dict[str, int]) -> Any:
+    if isinstance(body, dict):
+        return {k: _fill(v, ids) for k, v in body.items()}
+    if isinstance(body, list):
+        return [_fill(v, ids) for v in body]
+    if isinstance(body, str) and body.startswith("{") and body.endswith("}"):
+        return ids[body[1:-1]]
+    return body
+
+
 @pytest.mark.parametrize("role", list(Role))
-async def test_role_matrix(api: Api, role: Role) -> None:
+async def test_role_matrix(api: Api, db: Database, role: Role) -> None:
     ids = await _fixture_ids(api)
+    ids |= await _work_order_ids(api, db, ids)
     for method, template, body, allowed in MATRIX:
         path = template.format(**ids)
-        response = await api.call(method, path, role=role, json=body)
+        response = await api.call(method, path, role=role, json=_fill(body, ids))
         if role in allowed:
             assert response.status_code < 300, f"{role} {method} {path}: {response.text}"
         else:
