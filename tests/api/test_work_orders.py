@@ -242,9 +242,8 @@ async def test_repair_times_per_ward_in_fault_stats(
     }
     stats = await api.ok("GET", "/faults/stats", params=period, role=Role.VIEWER)
     p1 = next(w for w in stats["wards"] if w["ward"] == "Phường 1")
-    assert (p1["work_orders"], p1["work_order_time_to_fix_s"], p1["work_order_time_to_verify_s"]) == (
-        3, 4 * 3600.0, 6.5 * 3600.0,
-    )  # fmt: skip
+    got = (p1["work_orders"], p1["work_order_time_to_fix_s"], p1["work_order_time_to_verify_s"])
+    assert got == (3, 4 * 3600.0, 6.5 * 3600.0)
     async with db.sessions() as session:
         later = await fault_stats(
             session=session, start=T0 + timedelta(days=1), end=T0 + timedelta(days=2)
