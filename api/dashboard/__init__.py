@@ -26,6 +26,7 @@ from api.dashboard import (
     import_page,
     pages,
     program_pages,
+    work_pages,
 )
 from api.dashboard.config import load_config
 from api.dashboard.sessions import SessionStore
@@ -75,6 +76,7 @@ def install_dashboard(app: FastAPI) -> None:
     for module in (account, pages, fault_pages, energy_pages, import_page, program_pages,
                    calendar_pages, admin_pages):  # fmt: skip
         app.include_router(module.router)
+    app.include_router(work_pages.router)
     _html_not_found(app)
 
 
