@@ -34,7 +34,7 @@ from controller.faults.work_order_schemas import (
     WorkOrderPublic,
     WorkState,
 )
-from controller.store.tables import FaultRow, WorkOrder, WorkOrderFault, WorkOrderNote
+from controller.store.tables import ApiKey, FaultRow, WorkOrder, WorkOrderFault, WorkOrderNote
 
 RESOLVED = "resolved"  # controller.faults.data.FaultState.RESOLVED (data imports this module)
 TELEMETRY = Principal(name="telemetry", role=Role.ADMIN)
@@ -160,6 +160,15 @@ def _bad(field: str, message: str) -> InvalidInput:
     return InvalidInput(f"{field}: {message}", [FieldProblem(field, message)])
 
 
+async def _check_assignee(session: AsyncSession, name: str | None) -> None:
+    """An assignee is the name of an API key in use (422 otherwise)."""
+    if name is None:
+        return
+    key = (await session.exec(select(ApiKey).where(ApiKey.name == name))).first()
+    if key is None or key.revoked_at is not None:
+        raise _bad("assignee", f"no API key in use is named {name!r}")
+
+
 async def create_work_order(
     *, session: AsyncSession, data: WorkOrderCreate, actor: Principal, now: datetime
 ) -> WorkOrderDetail:
@@ -168,8 +177,12 @@ async def create_work_order(
     A fault already in an order not yet closed is a conflict (409); a fault that does not
     exist, is resolved, or lies elsewhere is refused (422 on ``fault_ids``).
     """
+    await _check_assignee(session, data.assignee)
     ids = sorted(set(data.fault_ids))
-    rows = (await session.exec(select(FaultRow).where(col(FaultRow.id).in_(ids)))).all()
+    # locked (PostgreSQL): two crews taking the same fault at once queue here, and the
+    # second then finds it taken (409) instead of both getting it
+    locked = select(FaultRow).where(col(FaultRow.id).in_(ids)).with_for_update()
+    rows = (await session.exec(locked)).all()
     missing = sorted(set(ids) - {r.id for r in rows})
     if missing:
         raise _bad("fault_ids", f"no such fault: {', '.join(map(str, missing))}")
@@ -233,6 +246,7 @@ async def assign_work_order(
     links = (await _fault_ids(session, [order_id]))[order_id]
     before = _public(row, links)
     changes = data.model_dump(exclude_unset=True)
+    await _check_assignee(session, changes.get("assignee"))
     if "crew" in changes and changes["crew"] is None and row.state != WorkState.NEW.value:
         raise _bad("crew", "an assigned order keeps a crew (cancel it instead)")
     for key, value in changes.items():
@@ -316,6 +330,7 @@ async def move_work_order(
     links = (await _fault_ids(session, [order_id]))[order_id]
     before = _public(row, links)
     if data.to is WorkState.ASSIGNED:
+        await _check_assignee(session, data.assignee)
         row.crew = data.crew or row.crew
         row.assignee = data.assignee or row.assignee
         if not row.crew:

@@ -56,7 +56,7 @@ MATRIX: list[tuple[str, str, dict[str, Any] | None, frozenset[Role]]] = [
     ("GET", "/work-orders", None, ALL),
     ("GET", "/work-orders/{wo}", None, ALL),
     ("POST", "/work-orders", {"fault_ids": ["{f2}"]}, CREWS),
-    ("PATCH", "/work-orders/{wo}", {"assignee": "an"}, CREWS),
+    ("PATCH", "/work-orders/{wo}", {"assignee": "test-maintenance"}, CREWS),
     ("POST", "/work-orders/{wo}/transitions", {"to": "assigned", "crew": "Đội 1"}, CREWS),
     ("POST", "/work-orders/{wo}/notes", {"text": "đã đến", "minutes": 5}, CREWS),
     ("DELETE", "/groups/{grp}", None, WRITERS),

@@ -191,17 +191,24 @@ async def test_list_filters_and_assignment(api: Api, db: Database, base: dict[st
     a, b = await open_faults(api, db, base, ["Lê Duẩn", "Hùng Vương"])
     first = await api.ok("POST", "/work-orders", json={"fault_ids": [a], "crew": "Đội 1"})
     second = await api.ok("POST", "/work-orders", json={"fault_ids": [b]})
+    r = await api.call("PATCH", f"/work-orders/{second['id']}", json={"assignee": "ai-đó"},
+                       expect=422)  # fmt: skip
+    assert r.json()["fields"] == [
+        {"field": "assignee", "message": "no API key in use is named 'ai-đó'"}
+    ]
     patched = await api.ok(
-        "PATCH", f"/work-orders/{second['id']}", json={"crew": "Đội 2", "assignee": "an"},
-        role=Role.MAINTENANCE,
+        "PATCH", f"/work-orders/{second['id']}",
+        json={"crew": "Đội 2", "assignee": "test-viewer"}, role=Role.MAINTENANCE,
     )  # fmt: skip
-    assert (patched["crew"], patched["assignee"], patched["state"]) == ("Đội 2", "an", "new")
+    assert (patched["crew"], patched["assignee"], patched["state"]) == (
+        "Đội 2", "test-viewer", "new",
+    )  # fmt: skip
     total = {
         key: (await api.ok("GET", "/work-orders", params=params, role=Role.VIEWER))["total"]
         for key, params in {
             "all": {}, "new": {"state": "new"}, "assigned": {"state": "assigned"},
             "crew1": {"crew": "Đội 1"}, "ward": {"ward": "Phường 1"}, "other": {"ward": "X"},
-            "open": {"open": "true"}, "an": {"assignee": "an"},
+            "open": {"open": "true"}, "an": {"assignee": "test-viewer"},
         }.items()
     }  # fmt: skip
     assert total == {"all": 2, "new": 1, "assigned": 1, "crew1": 1, "ward": 2, "other": 0,
