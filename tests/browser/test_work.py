@@ -23,6 +23,7 @@ from sqlmodel import select
 
 from api.app import create_app
 from api.dashboard import STATIC
+from api.dashboard.i18n import STRINGS
 from api.dashboard.work_pages import WARD_COOKIE, distance_m
 from controller.access import auth
 from controller.access.schemas import Role
@@ -32,6 +33,7 @@ from controller.demo.seed import seed_demo
 from controller.faults.data import AlertContext, record_transitions
 from controller.faults.rules import Evidence, FaultType, Quantity, Severity
 from controller.faults.tracker import Subject, Transition, TransitionKind
+from controller.faults.work_order_schemas import MOVES, WorkState
 from controller.store import migrate
 from controller.store.db import Database, open_database
 from controller.store.tables import Luminaire, WorkOrder
@@ -176,6 +178,21 @@ async def test_take_move_note_and_refusals(dash: Dash) -> None:
     async with dash.db.sessions() as session:
         row = (await session.exec(select(WorkOrder))).one()
     assert (row.state, row.assignee, row.minutes_spent) == ("on_site", "web-maintenance", 25)
+
+
+def test_every_state_and_move_has_its_words() -> None:
+    for state in WorkState:
+        assert f"wstate_{state.value}" in STRINGS, state
+    for target in {to for moves in MOVES.values() for to in moves}:
+        assert f"wmove_{target.value}" in STRINGS, target
+
+
+async def test_only_the_work_page_may_ask_for_the_position(dash: Dash) -> None:
+    crew = await dash.signed_in(Role.MAINTENANCE)
+    work = await crew.get("/work")
+    assert work.headers["permissions-policy"].startswith("geolocation=(self)")
+    faults = await crew.get("/faults")
+    assert faults.headers["permissions-policy"].startswith("geolocation=()")
 
 
 # --- in Chromium, on a phone ----------------------------------------------------------------
