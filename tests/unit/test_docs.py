@@ -42,6 +42,8 @@ OTHER_ENV = {
     "STREETLIGHT_TEST_BROKER": "tests/integration/conftest.py",
     "STREETLIGHT_TEST_TASK_DUMP_S": "tests/conftest.py",
     "STREETLIGHT_TEST_CHROMIUM": "tests/browser/conftest.py",
+    "STREETLIGHT_FIWARE_SCHEMAS": "tests/support/ngsi_broker.py",  # the fake broker's schemas
+    "STREETLIGHT_TEST_ORION_URL": "tests/integration/test_ngsi_push.py",  # the opt-in Orion-LD
 }
 DASHBOARD_ENV = "STREETLIGHT_DASHBOARD_"
 """The dashboard's own options, read from the environment by api/dashboard/config.py."""
