@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,10 +32,10 @@ from controller.store import migrate
 from controller.store.db import Database, open_database
 from controller.store.tables import EnergyDaily, Luminaire, StateChange
 from fake_luminaires.fleet import Fleet, GatewaySpec, specs_from_bundle, synthetic_bundle
-from fake_luminaires.model import FakeGateway, GatewayFault
+from fake_luminaires.model import GatewayFault
 from schedules.builtin import DONG_HA_STANDARD
 from schedules.program import resolve_night
-from tests.integration.conftest import MqttBroker
+from tests.integration.conftest import CommandLog, MqttBroker
 
 pytestmark = pytest.mark.slow
 
@@ -47,24 +47,10 @@ PER_GATEWAY = 12
 
 
 @dataclass
-class CommandLog:
+class NightLog(CommandLog[datetime]):
     """Every level each fake luminaire was commanded, with the simulated instant."""
 
-    seen: dict[tuple[str, int], list[tuple[datetime, int]]] = field(default_factory=dict)
-
-    def wrap(self, model: FakeGateway, name: str) -> None:
-        original = model.command
-
-        def command(
-            levels: Mapping[Address, int], at: datetime, fade_s: float = 0.0
-        ) -> dict[Address, str]:
-            rejected = original(levels, at, fade_s)
-            for address, level in levels.items():
-                if address not in rejected:
-                    self.seen.setdefault((name, int(address)), []).append((at, int(level)))
-            return rejected
-
-        model.command = command  # type: ignore[method-assign]
+    stamp: Callable[[datetime], datetime] = field(default=lambda at: at)
 
     def level_at(self, key: tuple[str, int], at: datetime) -> int | None:
         current = None
@@ -113,7 +99,7 @@ async def test_a_whole_night(
     bundle = synthetic_bundle(2, 2, PER_GATEWAY)
     specs = specs_from_bundle(bundle)
     fleet = Fleet(specs, clock=clock, mqtt=settings.mqtt, seed=7, state_interval_s=60)
-    log = CommandLog()
+    log = NightLog()
     for spec in specs:
         log.wrap(fleet.models[spec.name], spec.name)
     admin = auth.Principal(name="e2e", role=Role.ADMIN)

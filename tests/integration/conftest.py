@@ -28,13 +28,17 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 import pytest
 
 from controller.config.settings import MqttSettings
+from controller.core.values import Address
+from fake_luminaires.model import FakeGateway
 from tests.conftest import IN_CI, find_mosquitto, free_port, require_service
 
 MqttVersion = Literal["3.1.1", "5"]
@@ -314,3 +318,33 @@ def mqtt_protocol(request: pytest.FixtureRequest, mqtt_broker: MqttBroker) -> Mq
     protocol: MqttVersion = request.param
     mqtt_broker.require(protocol=protocol)
     return protocol
+
+
+Stamp = TypeVar("Stamp")
+
+
+@dataclass
+class CommandLog(Generic[Stamp]):
+    """Every level each fake luminaire accepted: (gateway, address) -> [(stamp, level)].
+
+    ``stamp`` turns the fake's instant of the command into what a test compares (the
+    simulated instant itself, or the real monotonic time it arrived)."""
+
+    stamp: Callable[[datetime], Stamp]
+    seen: dict[tuple[str, int], list[tuple[Stamp, int]]] = field(default_factory=dict)
+
+    def wrap(self, model: FakeGateway, name: str) -> None:
+        original = model.command
+
+        def command(
+            levels: Mapping[Address, int], at: datetime, fade_s: float = 0.0
+        ) -> dict[Address, str]:
+            rejected = original(levels, at, fade_s)
+            for address, level in levels.items():
+                if address not in rejected:
+                    self.seen.setdefault((name, int(address)), []).append(
+                        (self.stamp(at), int(level))
+                    )
+            return rejected
+
+        model.command = command  # type: ignore[method-assign]

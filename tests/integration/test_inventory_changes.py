@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,16 +28,15 @@ from controller.access import auth
 from controller.access.schemas import Role
 from controller.config.settings import Settings, load_settings
 from controller.core.clock import AcceleratedClock
-from controller.core.values import Address, ProtocolKind
+from controller.core.values import ProtocolKind
 from controller.inventory.importer import ImportFormat, import_inventory
 from controller.loop.runtime import Controller
 from controller.loop.targets import LuminaireInfo
 from controller.store import migrate
 from controller.store.db import Database, open_database
 from fake_luminaires.fleet import Fleet, GatewaySpec
-from fake_luminaires.model import FakeGateway
 from tests.e2e.receivers import eventually
-from tests.integration.conftest import MqttBroker
+from tests.integration.conftest import CommandLog, MqttBroker
 from tests.integration.test_cluster import pg_url  # noqa: F401 - a fixture
 
 pytestmark = pytest.mark.slow
@@ -58,26 +57,10 @@ by the fakes but only reached by changing ``a``'s connection."""
 
 
 @dataclass
-class Commands:
-    """Every command the fake luminaires accepted: (gateway, address) -> [(real s, level)]."""
+class Commands(CommandLog[float]):
+    """Every command the fake luminaires accepted, stamped with the real (monotonic) time."""
 
-    seen: dict[tuple[str, int], list[tuple[float, int]]] = field(default_factory=dict)
-
-    def wrap(self, model: FakeGateway, name: str) -> None:
-        original = model.command
-
-        def command(
-            levels: Mapping[Address, int], at: datetime, fade_s: float = 0.0
-        ) -> dict[Address, str]:
-            rejected = original(levels, at, fade_s)
-            for address, level in levels.items():
-                if address not in rejected:
-                    self.seen.setdefault((name, int(address)), []).append(
-                        (time.monotonic(), int(level))
-                    )
-            return rejected
-
-        model.command = command  # type: ignore[method-assign]
+    stamp: Callable[[datetime], float] = field(default=lambda _at: time.monotonic())
 
     def since(self, name: str, address: int, t0: float) -> list[int]:
         return [level for t, level in self.seen.get((name, address), []) if t >= t0]
