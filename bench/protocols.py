@@ -61,7 +61,6 @@ from contextlib import (
     AsyncExitStack,
     asynccontextmanager,
     nullcontext,
-    suppress,
 )
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -76,7 +75,7 @@ from pymodbus.client import AsyncModbusTcpClient
 from bench.machine import describe
 from controller.config.settings import ModbusSettings, MqttSettings
 from controller.core.values import Address, CommandSource, Level
-from controller.demo.broker import Broker, find_mosquitto, free_port, local_broker
+from controller.demo.broker import Broker, find_mosquitto, free_port, local_broker, wait_listening
 from protocols.modbus import ModbusGateway
 from protocols.modbus_codec import ReadRequest, RegisterWrite, encode_levels, plan_reads
 from protocols.mqtt import MqttLink
@@ -212,20 +211,7 @@ async def bench_broker(data_dir: Path, *, demo: bool) -> AsyncIterator[Broker]:
         start_new_session=True,
     )
     try:
-        for _ in range(200):
-            if proc.returncode is not None:
-                raise RuntimeError(f"mosquitto exited with code {proc.returncode}")
-            try:
-                _, writer = await asyncio.open_connection(HOST, port)
-            except OSError:
-                await asyncio.sleep(0.05)
-                continue
-            writer.close()
-            with suppress(OSError):
-                await writer.wait_closed()
-            break
-        else:
-            raise RuntimeError(f"mosquitto did not listen on {HOST}:{port}")
+        await wait_listening(HOST, port, proc)
         yield Broker(HOST, port, "mosquitto (set_tcp_nodelay true)")
     finally:
         if proc.returncode is None:

@@ -46,7 +46,8 @@ def find_mosquitto() -> str | None:
     )
 
 
-async def _wait_listening(host: str, port: int, proc: asyncio.subprocess.Process) -> None:
+async def wait_listening(host: str, port: int, proc: asyncio.subprocess.Process) -> None:
+    """Return once ``proc`` accepts connections on ``host:port``; ConfigError if it never does."""
     for _ in range(200):
         if proc.returncode is not None:
             raise ConfigError(f"the local MQTT broker exited with code {proc.returncode}")
@@ -96,7 +97,7 @@ async def local_broker(data_dir: Path, *, prefer: str = "mosquitto") -> AsyncIte
         stderr=asyncio.subprocess.DEVNULL,
     )
     try:
-        await _wait_listening(host, port, proc)
+        await wait_listening(host, port, proc)
         yield Broker(host, port, kind)
     finally:
         await stop_child(proc, "local broker", timeout_s=5)
